@@ -1,0 +1,58 @@
+"""Access checks every view calls first: organization scoping (404) and roles (403)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from fleet.models import Membership, Role
+
+SESSION_KEY = "fleet_org"
+
+
+def current_membership(request: HttpRequest) -> Membership:
+    """Return the user's membership in the organization they are working in.
+
+    The organization is the one chosen in the session, else the user's first. A user with no
+    membership gets a 403: they may log in but see nothing.
+    """
+    cached = getattr(request, "_fleet_membership", None)
+    if cached is not None:
+        return cached
+    memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
+    memberships = memberships.select_related("organization")
+    chosen = request.session.get(SESSION_KEY)
+    membership = None
+    if chosen:
+        membership = memberships.filter(organization__code=chosen).first()
+    if membership is None:
+        membership = memberships.order_by("organization__name").first()
+    if membership is None:
+        raise PermissionDenied("You are not a member of any organization yet. Ask an admin to add you.")
+    request._fleet_membership = membership  # type: ignore[attr-defined]
+    return membership
+
+
+def require_role(request: HttpRequest, role: str) -> Membership:
+    """Return the current membership, or raise PermissionDenied if its role is below `role`."""
+    membership = current_membership(request)
+    if not membership.has_role(role):
+        raise PermissionDenied(f"This needs the {Role(role).label.lower()} role.")
+    return membership
+
+
+def require_operator(request: HttpRequest) -> Membership:
+    return require_role(request, Role.OPERATOR)
+
+
+def require_admin(request: HttpRequest) -> Membership:
+    return require_role(request, Role.ADMIN)
+
+
+def get_for_org(queryset, request: HttpRequest, **lookup):  # type: ignore[no-untyped-def]
+    """Return the one object of `queryset` matching `lookup` in the current organization, or 404."""
+    membership = current_membership(request)
+    obj = queryset.filter(organization=membership.organization, **lookup).first()
+    if obj is None:
+        raise Http404("No such object in your organization.")
+    return obj

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from fleet.models import Membership
+
+
+def organization(request: HttpRequest) -> dict[str, object]:
+    """Expose the current membership (or None) to every template, without raising."""
+    if not request.user.is_authenticated:
+        return {"membership": None}
+    from fleet.access import current_membership
+
+    try:
+        membership: Membership | None = current_membership(request)
+    except Exception:  # noqa: BLE001 - a page without an organization still renders its layout
+        membership = None
+    return {"membership": membership}

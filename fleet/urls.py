@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from fleet.views import auth, dashboard, health, org
+
+urlpatterns = [
+    path("", dashboard.dashboard, name="fleet-dashboard"),
+    path("login/", auth.LoginView.as_view(), name="fleet-login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="fleet-logout"),
+    path("password/", auth.PasswordChangeView.as_view(), name="fleet-password-change"),
+    path("password/done/", auth.PasswordChangeDoneView.as_view(), name="fleet-password-change-done"),
+    path("healthz", health.healthz, name="fleet-healthz"),
+    path("organization/switch/", dashboard.switch_organization, name="fleet-switch-organization"),
+    path("settings/", org.settings_page, name="fleet-settings"),
+    path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
+    path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),
+    path("settings/members/add/", org.member_add, name="fleet-member-add"),
+    path("settings/members/<uuid:code>/role/", org.member_role, name="fleet-member-role"),
+    path("settings/members/<uuid:code>/remove/", org.member_remove, name="fleet-member-remove"),
+    path("admin/", admin.site.urls),
+]

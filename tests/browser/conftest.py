@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls that fixtures make
+# there are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def login(page, live_server):  # type: ignore[no-untyped-def]
+    """Return a function that logs `username` in through the real login form."""
+
+    def _login(username: str, password: str) -> None:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+
+    return _login

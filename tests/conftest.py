@@ -1,0 +1,157 @@
+"""Shared fixtures: people and accounts, real services (PostgreSQL, Redis) and the browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from django.test import Client
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+TOKEN = "20230413104527266767791"
+OTHER_TOKEN = "20230413104527266767792"
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, url: str) -> None:
+    """Skip when the service is missing, or fail when REQUIRE_SERVICES=1 says it must be there."""
+    if _reachable(url):
+        return
+    message = f"{name} is not reachable at {urlparse(url).netloc}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    need_service("PostgreSQL", POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need_service("Redis", REDIS_URL)
+    return REDIS_URL
+
+
+# People and accounts -------------------------------------------------------------------------
+
+@pytest.fixture
+def org(db):  # type: ignore[no-untyped-def]
+    from fleet.models import Organization
+
+    return Organization.objects.create(name="Acme Power")
+
+
+@pytest.fixture
+def other_org(db):  # type: ignore[no-untyped-def]
+    from fleet.models import Organization
+
+    return Organization.objects.create(name="Other Energy")
+
+
+def make_member(org, username: str, role: str):  # type: ignore[no-untyped-def]
+    from django.contrib.auth import get_user_model
+
+    from fleet.models import Membership
+
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw-" + username + "-9x!")
+    Membership.objects.create(organization=org, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def viewer(org):  # type: ignore[no-untyped-def]
+    return make_member(org, "vera", "viewer")
+
+
+@pytest.fixture
+def operator(org):  # type: ignore[no-untyped-def]
+    return make_member(org, "otto", "operator")
+
+
+@pytest.fixture
+def admin_user(org):  # type: ignore[no-untyped-def]
+    return make_member(org, "ada", "admin")
+
+
+def _client_for(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def viewer_client(viewer) -> Client:  # type: ignore[no-untyped-def]
+    return _client_for(viewer)
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:  # type: ignore[no-untyped-def]
+    return _client_for(operator)
+
+
+@pytest.fixture
+def admin_client_(admin_user) -> Client:  # type: ignore[no-untyped-def]
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def account(org):  # type: ignore[no-untyped-def]
+    from fleet.models import SolaxAccount
+
+    acc = SolaxAccount(organization=org, name="Main", timezone="Europe/Berlin")
+    acc.set_token(TOKEN)
+    acc.save()
+    return acc
+
+
+@pytest.fixture
+def other_account(other_org):  # type: ignore[no-untyped-def]
+    from fleet.models import SolaxAccount
+
+    acc = SolaxAccount(organization=other_org, name="Theirs")
+    acc.set_token(OTHER_TOKEN)
+    acc.save()
+    return acc
+
+
+# Browser ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):  # type: ignore[no-untyped-def]
+    """Drive Debian's Chromium; never download a browser."""
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        if REQUIRE_BROWSER:
+            pytest.fail(f"Chromium is not installed at {CHROMIUM} and REQUIRE_BROWSER=1")
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    }
+
+
+@pytest.fixture
+def screenshot_dir() -> Iterator[str]:
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts", "screenshots")
+    os.makedirs(path, exist_ok=True)
+    yield path
