@@ -1,0 +1,206 @@
+"""The SolaX client's error tree.
+
+Every failure of a request surfaces as a :class:`SolaxError` subclass carrying the HTTP status, the
+vendor ``code`` and a bounded copy of the response body. ``may_have_reached_cloud`` tells the call
+pipeline whether a write could have taken effect (never resend it automatically) or provably did not
+(safe to retry). Messages, bodies and URLs are scrubbed of tokens before they are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import ClassVar
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ControlValidationError",
+    "HTTPStatusError",
+    "InvalidTokenError",
+    "NotSentError",
+    "RateLimitedError",
+    "RequestValidationError",
+    "ResponseParseError",
+    "SolaxError",
+    "SolaxTimeout",
+    "TransportError",
+    "bound_text",
+    "error_for_vendor_failure",
+    "redact_secrets",
+]
+
+#: Longest body kept on an error (characters); enough to diagnose, small enough to store in a ledger.
+MAX_ERROR_BODY_CHARS = 4096
+
+# Query-string or JSON token parameters, whatever the value; the client also replaces the exact token.
+_QUERY_SECRET = re.compile(r"(?i)\b(tokenId|token|access_token|client_secret)=([^&\s'\"#]+)")
+_JSON_SECRET = re.compile(r"(?i)(['\"](?:tokenId|token|access_token|client_secret)['\"]\s*:\s*)(['\"])[^'\"]*\2")
+
+
+def redact_secrets(text: str) -> str:
+    """Return ``text`` with the values of token parameters (``tokenId=...``, ``"tokenId": "..."``) masked."""
+    text = _QUERY_SECRET.sub(r"\1=***", text)
+    return _JSON_SECRET.sub(r"\1\2***\2", text)
+
+
+def bound_text(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, with a marker saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
+
+
+class SolaxError(Exception):
+    """Base of every error raised by ``solax``; ``status``, ``code`` (str) and ``body`` may be None."""
+
+    #: Conservative default: unless a subclass knows better, assume the request may have had an effect.
+    reached_cloud: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | int | None = None,
+        body: str | None = None,
+        endpoint: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.message = redact_secrets(message)
+        super().__init__(self.message)
+        self.status = status
+        self.code = None if code is None else str(code)
+        self.body = None if body is None else redact_secrets(bound_text(body, MAX_ERROR_BODY_CHARS))
+        self.endpoint = endpoint
+        self.url = None if url is None else redact_secrets(url)
+
+    @property
+    def may_have_reached_cloud(self) -> bool:
+        """Return True when the request may have been received (and acted on) by SolaX Cloud."""
+        return self.reached_cloud
+
+    def __str__(self) -> str:
+        pairs = (("status", self.status), ("code", self.code))
+        details = [f"{name}={value}" for name, value in pairs if value is not None]
+        prefix = f"{self.endpoint}: " if self.endpoint else ""
+        return prefix + self.message + (f" ({', '.join(details)})" if details else "")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, endpoint={self.endpoint!r}, "
+            f"status={self.status!r}, code={self.code!r})"
+        )
+
+
+class NotSentError(SolaxError):
+    """The request never left: connection refused, DNS failure, connect timeout, invalid URL."""
+
+    reached_cloud = False
+
+
+class SolaxTimeout(SolaxError):
+    """No answer within the read timeout after the request was sent; it may have been executed."""
+
+
+class TransportError(SolaxError):
+    """The connection broke after the request was sent (reset, aborted, truncated answer)."""
+
+
+class HTTPStatusError(SolaxError):
+    """The cloud (or a proxy in front of it) answered with a non-2xx status; ``status`` is set."""
+
+
+class ResponseParseError(SolaxError):
+    """A 2xx answer that is not an understandable SolaX envelope; ``body`` holds the raw text."""
+
+
+class AuthError(SolaxError):
+    """The token was refused: 103 "token invalid!", 1001 "Interface Unauthorized", 1003 "no auth!"."""
+
+    reached_cloud = False
+
+
+class InvalidTokenError(AuthError, ValueError):
+    """The token is malformed (not 20-30 digits): refused by the client itself, nothing was sent."""
+
+
+class RateLimitedError(SolaxError):
+    """The account is over its call budget; wait ``retry_after`` seconds (an hour when ``lockout``)."""
+
+    reached_cloud = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        lockout: bool,
+        retry_after: int,
+        status: int | None = None,
+        code: str | int | None = None,
+        body: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, body=body, endpoint=endpoint)
+        self.lockout = lockout
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, lockout={self.lockout!r}, retry_after={self.retry_after!r})"
+
+
+class ApiError(SolaxError):
+    """The cloud answered ``success: false``; ``message`` is the vendor's exception text."""
+
+    reached_cloud = False
+
+
+class RequestValidationError(SolaxError):
+    """A request was refused before any HTTP; ``errors`` maps each bad field to what is wrong with it."""
+
+    reached_cloud = False
+
+    def __init__(self, errors: Mapping[str, str], message: str | None = None) -> None:
+        self.errors = dict(errors)
+        summary = "; ".join(f"{field}: {problem}" for field, problem in self.errors.items())
+        super().__init__(message or f"invalid request: {summary}")
+
+
+class ControlValidationError(RequestValidationError):
+    """A control command (inverter or EV charger) failed validation; nothing was sent."""
+
+
+# Vendor codes and message fragments, from public integrations (see solax-api/NOTES.md).
+_MINUTE_LIMIT_CODES = frozenset({"3", "104"})
+_AUTH_CODES = frozenset({"103", "1001", "1003"})
+_AUTH_TEXTS = ("token invalid", "interface unauthorized", "no auth")
+_LOCKOUT_TEXTS = ("several violations", "prohibit calls within the next hour")
+_MINUTE_TEXTS = ("within the current minute",)
+
+
+def error_for_vendor_failure(
+    message: str | None,
+    code: str | int | None,
+    *,
+    status: int | None = None,
+    body: str | None = None,
+    endpoint: str | None = None,
+) -> SolaxError:
+    """Return the error for a ``success: false`` answer, chosen by vendor code and message text.
+
+    Rate limits win over everything (a lockout pauses the whole account for an hour), then
+    authentication, then a plain :class:`ApiError` with the vendor's text.
+    """
+    text = (message or "").strip() or "the cloud answered success=false without a message"
+    lowered = text.lower()
+    code_str = None if code is None else str(code).strip()
+    if any(fragment in lowered for fragment in _LOCKOUT_TEXTS):
+        return RateLimitedError(
+            text, lockout=True, retry_after=3600, status=status, code=code_str, body=body, endpoint=endpoint
+        )
+    if code_str in _MINUTE_LIMIT_CODES or any(fragment in lowered for fragment in _MINUTE_TEXTS):
+        return RateLimitedError(
+            text, lockout=False, retry_after=60, status=status, code=code_str, body=body, endpoint=endpoint
+        )
+    kind = AuthError if code_str in _AUTH_CODES or any(f in lowered for f in _AUTH_TEXTS) else ApiError
+    return kind(text, status=status, code=code_str, body=body, endpoint=endpoint)
