@@ -103,6 +103,9 @@ class SolaxAccountForm(forms.ModelForm):
         account = super().save(commit=False)
         if self.cleaned_data.get("token"):
             account.set_token(self.cleaned_data["token"])
+            if account.pause_reason.startswith("SolaX rejected the token"):
+                account.paused_until = None  # a new token deserves a try at once
+                account.pause_reason = ""
         if commit:
             account.save()
         return account

@@ -41,6 +41,17 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.str(name, default=str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}")
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
 def _url(name: str, default: str) -> str:
     raw = env.str(name, default=default).rstrip("/")
     parsed = urlparse(raw)
@@ -202,6 +213,15 @@ SOLAX_EV_BASE_URL = _url("SOLAX_EV_BASE_URL", "https://www.solaxcloud.com/proxyA
 PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 SOLAX_CONNECT_TIMEOUT = _int("SOLAX_CONNECT_TIMEOUT", 5, minimum=1)
 SOLAX_READ_TIMEOUT = _int("SOLAX_READ_TIMEOUT", 20, minimum=1)
+# The call pipeline. The vendor's minute is 60 s; the pad widens our rolling window so that latency
+# between our clock and the vendor's never fits an extra request into its minute. Tests and
+# benchmarks shrink the minute together with the simulator's.
+SOLAX_MINUTE_SECONDS = _int("SOLAX_MINUTE_SECONDS", 60, minimum=1)
+SOLAX_WINDOW_PAD_SECONDS = _float("SOLAX_WINDOW_PAD_SECONDS", 1.0)
+SOLAX_PUMP_MAX_WAIT = _float("SOLAX_PUMP_MAX_WAIT", 2.0)
+SOLAX_SWEEP_SECONDS = _int("SOLAX_SWEEP_SECONDS", 20, minimum=1)
+# A call SENDING for longer than both timeouts plus this grace has lost its worker.
+SOLAX_STALE_GRACE_SECONDS = _int("SOLAX_STALE_GRACE_SECONDS", 30, minimum=0)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -210,11 +230,15 @@ if CELERY_BROKER_URL.split("://", 1)[0] not in {"filesystem", "redis", "rediss",
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # the worker's pidbox, else ./control
         "store_processed": False,
+        "polling_interval": 0.1,  # the default 1 s would be most of a control command's click-to-wire
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -223,6 +247,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
+# The beat schedule lives in code. `expires` drops ticks that a busy worker could not start in time,
+# so they never pile up behind a long pump.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "calls-sweep": {"task": "fleet.tasks.sweep_calls", "schedule": 2.0, "options": {"expires": 4}},
+    "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
+}
 
 LOGGING = {
     "version": 1,

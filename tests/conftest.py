@@ -155,3 +155,30 @@ def screenshot_dir() -> Iterator[str]:
     path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts", "screenshots")
     os.makedirs(path, exist_ok=True)
     yield path
+
+
+# The simulator --------------------------------------------------------------------------------
+
+FAST_SIM = {"command_delay": 0.05, "device_delay": (0.05, 0.2), "callback_delay": (0.05, 0.1),
+            "callback_complete_delay": 0.05, "callback_late_delay": 1.0, "pile_task_timeout": 1.0}
+
+
+@pytest.fixture
+def simulator() -> Iterator[object]:
+    """A small fleet served over real HTTP on 127.0.0.1, fast delays, the default limits."""
+    from solax.simulator.testing import running_simulator
+
+    with running_simulator(fleet="small", seed=7, **FAST_SIM) as handle:
+        yield handle
+
+
+@pytest.fixture
+def sim_account(org, simulator):  # type: ignore[no-untyped-def]
+    """The organization's SolaX account, pointed at the simulator."""
+    from fleet.models import SolaxAccount
+
+    acc = SolaxAccount(organization=org, name="Simulated", timezone="Europe/Berlin",
+                       vpp_base_url=simulator.vpp_base_url, ev_base_url=simulator.ev_base_url)
+    acc.set_token(simulator.token)
+    acc.save()
+    return acc

@@ -17,10 +17,14 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
+    from kombu import Connection
+
     from fleet.celery import app
 
+    # A fresh connection, not the worker pool's: the question is whether the broker answers now.
     try:
-        with app.connection_for_write() as conn:
+        with Connection(app.conf.broker_url, transport_options=app.conf.broker_transport_options,
+                        connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return True
     except Exception:  # noqa: BLE001

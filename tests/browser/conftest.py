@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls that fixtures make
-# there are still synchronous and safe.
+# Playwright's sync API keeps an event loop running in the main thread for the whole session, so
+# Django refuses ORM calls there without this. Tests only; tests/fleet/test_config.py strips it
+# from the deployment check's environment.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 

@@ -1,0 +1,25 @@
+"""Thin Celery tasks over the services: take ids, call a service, return."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from fleet import calls
+
+
+@shared_task(ignore_result=True)
+def pump(account_id: int | None = None) -> int:
+    """Send the due calls of one account (or of all) while the budget allows."""
+    return calls.pump(account_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_calls() -> int:
+    """Beat tick: recover calls left sending by a dead worker and send what is due."""
+    return calls.sweep()
+
+
+@shared_task(ignore_result=True)
+def prune_attempts() -> int:
+    """Hourly: forget budget rows the budget no longer looks at."""
+    return calls.prune_attempts()
