@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.views import auth, dashboard, health, org
+from fleet.views import auth, budget, dashboard, health, org
 
 urlpatterns = [
     path("", dashboard.dashboard, name="fleet-dashboard"),
@@ -14,6 +14,7 @@ urlpatterns = [
     path("password/done/", auth.PasswordChangeDoneView.as_view(), name="fleet-password-change-done"),
     path("healthz", health.healthz, name="fleet-healthz"),
     path("organization/switch/", dashboard.switch_organization, name="fleet-switch-organization"),
+    path("budget/", budget.budget, name="fleet-budget"),
     path("settings/", org.settings_page, name="fleet-settings"),
     path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
     path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),

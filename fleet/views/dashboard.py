@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from fleet.access import SESSION_KEY, current_membership
+from fleet.budget import budget_view
 from fleet.models import Membership
 from fleet.views.base import HtmxHttpRequest
 
@@ -14,7 +15,8 @@ from fleet.views.base import HtmxHttpRequest
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     membership = current_membership(request)
     accounts = list(membership.organization.accounts.all())
-    return render(request, "fleet/dashboard.html", {"accounts": accounts})
+    views = [budget_view(account) for account in accounts]
+    return render(request, "fleet/dashboard.html", {"accounts": accounts, "budget_views": views})
 
 
 @require_POST

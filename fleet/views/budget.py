@@ -1,0 +1,76 @@
+"""The API budget page: gauges, pause, queue, the last 24 hours, and the call log."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from fleet.access import current_membership, get_for_org
+from fleet.budget import budget_view, hourly_calls
+from fleet.models import ApiCall, CallState, SolaxAccount
+from fleet.views.base import HtmxHttpRequest
+from solax.endpoints import ENDPOINTS
+
+LOG_PAGE_SIZE = 50
+
+
+def _account_for(request: HtmxHttpRequest) -> SolaxAccount | None:
+    code = request.GET.get("account")
+    if code:
+        try:
+            uuid.UUID(code)
+        except ValueError:
+            return get_for_org(SolaxAccount.objects.none(), request)
+        return get_for_org(SolaxAccount.objects.all(), request, code=code)
+    return current_membership(request).organization.accounts.order_by("name").first()
+
+
+@require_GET
+def budget(request: HtmxHttpRequest) -> HttpResponse:
+    membership = current_membership(request)
+    account = _account_for(request)
+    context: dict[str, object] = {
+        "accounts": membership.organization.accounts.order_by("name"), "account": account,
+    }
+    if account is None:
+        return render(request, "fleet/budget.html", context)
+    context["view"] = budget_view(account)
+    if request.htmx and request.htmx.target == "budget-live":
+        return render(request, "fleet/budget.html#live", context)
+    context.update(_log_context(request, account))
+    if request.htmx and request.htmx.target == "call-log":
+        return render(request, "fleet/budget.html#log", context)
+    context["chart"] = hourly_calls(account)
+    return render(request, "fleet/budget.html", context)
+
+
+def _log_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, object]:
+    log = ApiCall.objects.filter(account=account).order_by("-created", "-id")
+    filters = {"endpoint": request.GET.get("endpoint", ""), "state": request.GET.get("state", ""),
+               "origin": request.GET.get("origin", "").strip()}
+    errors = []
+    if filters["endpoint"]:
+        log = log.filter(endpoint=filters["endpoint"])
+    if filters["state"]:
+        if filters["state"] in CallState.values:
+            log = log.filter(state=filters["state"])
+        else:
+            errors.append("Unknown state.")
+    if filters["origin"]:
+        try:
+            log = log.filter(origin_code=uuid.UUID(filters["origin"]))
+        except ValueError:
+            errors.append("A command or sync code is a UUID like 3f2b…; that one is not.")
+            log = log.none()
+    page = Paginator(log.only(
+        "code", "created", "endpoint", "purpose", "priority", "state", "attempts", "http_status",
+        "vendor_code", "error", "duration_ms", "origin_kind", "origin_code", "params"), LOG_PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return {"page": page, "filters": filters, "filter_errors": errors, "states": CallState.choices,
+            "endpoints": sorted(ENDPOINTS),
+            "filter_query": query}
