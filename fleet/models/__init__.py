@@ -2,7 +2,21 @@
 
 from fleet.models.accounts import Membership, Organization, Role, SolaxAccount
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
+from fleet.models.commands import (
+    CallbackReceipt,
+    Command,
+    CommandBatch,
+    CommandKind,
+    CommandState,
+    DeviceResult,
+    DeviceState,
+    Resolution,
+    TargetKind,
+)
+from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SyncRun
 
 __all__ = [
-    "ApiCall", "CallAttempt", "CallState", "Membership", "Organization", "Priority", "Role", "SolaxAccount",
+    "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
+    "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Group", "Inverter",
+    "Membership", "Organization", "Priority", "Resolution", "Role", "SolaxAccount", "SyncRun", "TargetKind",
 ]

@@ -1,0 +1,126 @@
+"""The local mirror of the cloud: groups, their members (the API's "inverters"), EV chargers,
+device binding and sync runs. Remote ids and SNs are strings, always."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone as dj_timezone
+
+from fleet.models.accounts import SolaxAccount
+
+
+class Group(models.Model):
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="groups", db_index=False)
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    remote_id = models.CharField(max_length=40)
+    name = models.CharField(max_length=100)
+    device_count = models.PositiveIntegerField(default=0)
+    remote_created = models.DateTimeField(null=True, blank=True)
+    remote_updated = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    removed = models.BooleanField(default=False)  # left the cloud; kept for history
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "remote_id"], name="group_remote_id")]
+        indexes = [models.Index(fields=["account", "removed", "name"], name="group_list")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Inverter(models.Model):
+    """A member row of one group: the API's "inverter id" is this row's remote id."""
+
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="inverters", db_index=False)
+    group = models.ForeignKey(Group, models.CASCADE, related_name="members")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    remote_id = models.CharField(max_length=40)
+    inverter_sn = models.CharField(max_length=40)
+    dongle_sn = models.CharField(max_length=40, blank=True)  # wifiSn: the registration number
+    rated_power = models.FloatField(null=True, blank=True)  # kW as the cloud reports it
+    in_group = models.BooleanField(default=True)  # groupStatus
+    remote_created = models.DateTimeField(null=True, blank=True)
+    remote_updated = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    removed = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "remote_id"], name="member_remote_id")]
+        indexes = [
+            models.Index(fields=["account", "inverter_sn"], name="member_sn"),
+            models.Index(fields=["account", "dongle_sn"], name="member_dongle"),
+            models.Index(fields=["group", "removed", "inverter_sn"], name="member_list"),
+        ]
+        ordering = ["inverter_sn"]
+
+    def __str__(self) -> str:
+        return self.inverter_sn
+
+
+class Charger(models.Model):
+    """An EV charger: the API has no list endpoint, so chargers are added by SN."""
+
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="chargers", db_index=False)
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sn = models.CharField(max_length=40)
+    label = models.CharField(max_length=100, blank=True)
+    status = models.IntegerField(null=True, blank=True)  # chargerStatus (NOTES.md lists the codes)
+    mode = models.IntegerField(null=True, blank=True)  # chargingMode: 0 STOP 1 FAST 2 ECO 3 GREEN
+    power = models.FloatField(null=True, blank=True)
+    energy = models.FloatField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=dj_timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "sn"], name="charger_sn")]
+        indexes = [models.Index(fields=["account", "read_at"], name="charger_oldest_read")]
+        ordering = ["sn"]
+
+    def __str__(self) -> str:
+        return self.label or self.sn
+
+
+class BindingRequest(models.Model):
+    """One regsn call: at most 100 registration numbers and what became of each."""
+
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="binding_requests")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
+    created = models.DateTimeField(default=dj_timezone.now)
+    sns = models.JSONField(default=list)
+    state = models.CharField(max_length=10, default="queued")  # queued, done, failed, unknown
+    bound = models.JSONField(default=list)
+    failed = models.JSONField(default=list)
+    already_bound = models.JSONField(default=list)
+    unknown = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"binding of {len(self.sns)} SN(s)"
+
+
+class SyncRun(models.Model):
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="sync_runs")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    started = models.DateTimeField(default=dj_timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, default="running")  # running, done, failed
+    pages_done = models.PositiveIntegerField(default=0)
+    pages_total = models.PositiveIntegerField(default=0)
+    calls_used = models.PositiveIntegerField(default=0)
+    groups_seen = models.PositiveIntegerField(default=0)
+    members_seen = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started"]
+
+    def __str__(self) -> str:
+        return f"sync {self.started:%Y-%m-%d %H:%M} ({self.state})"
