@@ -15,6 +15,10 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Start the simulator, a Celery worker with beat and the web server; Ctrl-C stops them all."
 
@@ -29,9 +33,11 @@ class Command(BaseCommand):
         commands = [
             [py, "-m", "solax.simulator", "--port", str(options["sim_port"]), "--fleet", options["fleet"],
              "--seed", "1"],
-            [py, "-m", "celery", "-A", "fleet", "worker", "--beat", "--loglevel=INFO", "--concurrency=2"],
+            [py, "-m", "celery", "-A", "fleet", "worker", "--beat", "--loglevel=WARNING", "--concurrency=2"],
             [py, "manage.py", "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
         ]
+        # SIGTERM (a supervisor, `kill`) stops the children too, like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
         self.stdout.write(self.style.SUCCESS(
             f"\nsolax-fleet demo: http://127.0.0.1:{options['port']}/  "
