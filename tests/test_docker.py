@@ -58,3 +58,18 @@ def test_the_dockerfile_runs_gunicorn_on_the_wsgi_module_as_non_root():
     _assert_runs_real_code(cmd)
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert "-slim" in text
+
+
+def test_the_installed_package_includes_every_subpackage():
+    """The image installs the project with `pip install .`: every package must be found."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = [
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("fleet", "solax") for init in (ROOT / top).rglob("__init__.py")
+    ]
+    assert "fleet.management.commands" in packages and "solax.simulator" in packages
+    missing = [p for p in packages if not any(fnmatch.fnmatch(p, pattern) for pattern in config["include"])]
+    assert missing == []
