@@ -31,6 +31,7 @@ from django.utils import timezone
 from fleet.models import (
     Command,
     Edge,
+    Group,
     Inverter,
     Occurrence,
     OccurrenceState,
@@ -122,23 +123,29 @@ class EdgeRejected(Exception):
 
 
 def send_edge(occurrence: Occurrence) -> Command | None:
-    """Create the command of one edge through the command service (issue 6) and return it.
-
-    The one seam between the scheduler and fleet.commands, imported lazily. Raises EdgeRejected when
-    the service refuses the action or the target.
-    """
+    """Create the command of one edge and return it; raises EdgeRejected (the tick's one seam)."""
     schedule = occurrence.schedule
     if schedule.target_kind == ScheduleTarget.GROUP and schedule.group is None:
         raise EdgeRejected("the group of this schedule no longer exists")
+    action = schedule.start_action if occurrence.edge == Edge.START else schedule.end_action
+    return send_action(schedule.account, schedule.target_kind, schedule.group, list(schedule.sns), action,
+                       user=schedule.created_by, source="schedule")
+
+
+def send_action(account: SolaxAccount, target_kind: str, group: Group | None, sns: list[str],
+                action: dict[str, Any], *, user: Any = None, ip: str | None = None,
+                source: str = "schedule") -> Command:
+    """Create a command through the command service (issue 6, imported lazily) and return it.
+
+    Raises EdgeRejected when the service refuses the action or the target, or is not installed.
+    """
     try:
         commands: Any = importlib.import_module("fleet.commands")
     except ModuleNotFoundError as exc:
         raise EdgeRejected("the command service (fleet.commands) is not installed") from exc
-    action = schedule.start_action if occurrence.edge == Edge.START else schedule.end_action
-    target = commands.Target(kind=schedule.target_kind, group=schedule.group, sns=tuple(schedule.sns))
+    target = commands.Target(kind=target_kind, group=group, sns=tuple(sns))
     try:
-        command: Command = commands.create_command(schedule.account, target, action, user=schedule.created_by,
-                                                   source="schedule")
+        command: Command = commands.create_command(account, target, action, user=user, ip=ip, source=source)
     except commands.CommandError as exc:
         errors = getattr(exc, "errors", None) or {}
         raise EdgeRejected("; ".join(f"{k}: {v}" for k, v in errors.items()) or str(exc)) from exc
@@ -338,8 +345,8 @@ def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> li
     devices = devices_of(active)
     windows = {}
     for s in active:
-        starts = edges_between(s, now - timedelta(days=1), now + timedelta(days=days))
-        spans = [window(s, p.local_date) for p in starts if p.edge == Edge.START]
+        planned = edges_between(s, now - timedelta(days=1), now + timedelta(days=days))
+        spans = [window(s, p.local_date) for p in planned if p.edge == Edge.START]
         windows[s.pk] = [(start, end) for start, end in spans if end > now]
     overlaps = []
     for i, a in enumerate(active):
