@@ -141,14 +141,15 @@ class Budget:
     def day_free(self) -> int:
         return max(0, self.day_limit - self.day_margin - self.day_used)
 
-    def lowest_priority_allowed(self) -> int | None:
+    def lowest_priority_allowed(self, reserved_slots: int = 0) -> int | None:
         """Return the largest priority value that may be sent now, or None if nothing may.
 
-        The last ``control_reserve`` calls of the day are kept for control writes.
+        The last ``control_reserve`` calls of the day are kept for control writes, and so are the
+        last ``reserved_slots`` of the minute (control calls of schedule edges about to fire).
         """
         if self.minute_free <= 0 or self.day_free <= 0:
             return None
-        if self.day_free <= self.control_reserve:
+        if self.day_free <= self.control_reserve or self.minute_free <= reserved_slots:
             return Priority.CONTROL
         return Priority.READ
 
@@ -221,7 +222,11 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
         account = _lock_and_measure(account_id, now)
         if account is None or account.is_paused(now):
             return None
-        allowed = _budget_from(account).lowest_priority_allowed()
+        budget = _budget_from(account)
+        allowed = budget.lowest_priority_allowed()
+        if allowed is not None and allowed > Priority.CONTROL:
+            # Only then can the slots reserved for schedule edges change the answer (one query).
+            allowed = budget.lowest_priority_allowed(_reserved_for_schedules(account_id, now))
         if allowed is None:
             return None
         # Never earlier than the last attempt, so that seq and sent_at run in the same order even
@@ -236,6 +241,12 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
                                    sent_at=sent_at)
     call.account = account
     return call
+
+
+def _reserved_for_schedules(account_id: int, now: datetime) -> int:
+    from fleet.schedules import reserved_slots  # the schedules import the pipeline, not the reverse
+
+    return reserved_slots(account_id, now)
 
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:

@@ -222,6 +222,8 @@ SOLAX_PUMP_MAX_WAIT = _float("SOLAX_PUMP_MAX_WAIT", 2.0)
 SOLAX_SWEEP_SECONDS = _int("SOLAX_SWEEP_SECONDS", 20, minimum=1)
 # A call SENDING for longer than both timeouts plus this grace has lost its worker.
 SOLAX_STALE_GRACE_SECONDS = _int("SOLAX_STALE_GRACE_SECONDS", 30, minimum=0)
+# Schedules: an edge whose tick comes later than this (worker down) is marked missed, not sent late.
+SCHEDULE_GRACE_MINUTES = _int("SCHEDULE_GRACE_MINUTES", 10, minimum=1)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -252,6 +254,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-sweep": {"task": "fleet.tasks.sweep_calls", "schedule": 2.0, "options": {"expires": 4}},
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
+    "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 LOGGING = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls
+from fleet import calls, schedules
 
 
 @shared_task(ignore_result=True)
@@ -23,3 +23,9 @@ def sweep_calls() -> int:
 def prune_attempts() -> int:
     """Hourly: forget budget rows the budget no longer looks at."""
     return calls.prune_attempts()
+
+
+@shared_task(ignore_result=True)
+def schedules_tick() -> int:
+    """Every minute: fire the due edges of every schedule once; returns how many fired."""
+    return schedules.tick().fired

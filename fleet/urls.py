@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.views import auth, budget, dashboard, health, org
+from fleet.views import auth, budget, dashboard, health, org, schedules
 
 urlpatterns = [
     path("", dashboard.dashboard, name="fleet-dashboard"),
@@ -15,6 +15,13 @@ urlpatterns = [
     path("healthz", health.healthz, name="fleet-healthz"),
     path("organization/switch/", dashboard.switch_organization, name="fleet-switch-organization"),
     path("budget/", budget.budget, name="fleet-budget"),
+    path("schedules/", schedules.schedule_list, name="fleet-schedules"),
+    path("schedules/new/", schedules.schedule_create, name="fleet-schedule-create"),
+    path("schedules/device-windows/", schedules.device_windows, name="fleet-device-windows"),
+    path("schedules/<uuid:code>/", schedules.schedule_detail, name="fleet-schedule-detail"),
+    path("schedules/<uuid:code>/edit/", schedules.schedule_edit, name="fleet-schedule-edit"),
+    path("schedules/<uuid:code>/pause/", schedules.schedule_pause, name="fleet-schedule-pause"),
+    path("schedules/<uuid:code>/delete/", schedules.schedule_delete, name="fleet-schedule-delete"),
     path("settings/", org.settings_page, name="fleet-settings"),
     path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
     path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),

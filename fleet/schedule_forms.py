@@ -1,0 +1,233 @@
+"""Forms of the schedules pages: a schedule, and the device-side charge/discharge windows.
+
+They validate and convert: a target of the chosen account (another organization's group or SN is an
+error), actions checked with solax.control, times, days and a timezone; the views assign."""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from datetime import date, datetime, time
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from fleet.models import Charger, Group, Inverter, Organization, ScheduleTarget, SolaxAccount
+from solax.control import PileMode, build_control_params, clean_sns, control_params_from_spec
+from solax.errors import RequestValidationError
+
+WEEKDAY_CHOICES = [(str(i), name) for i, name in enumerate(
+    ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
+TIME_WIDGET = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def _errors_text(errors: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {problem}" for name, problem in errors.items())
+
+
+class TargetForm(forms.Form):
+    """The account and the devices: a group, a selection of inverter SNs, or EV charger SNs."""
+
+    target_kinds: list[tuple[str, str]] = list(ScheduleTarget.choices)
+
+    account = forms.ModelChoiceField(queryset=SolaxAccount.objects.none(), to_field_name="code",
+                                     empty_label=None)
+    target_kind = forms.ChoiceField(label="Target", choices=ScheduleTarget.choices)
+    group = forms.ChoiceField(required=False, choices=[])
+    sns = forms.CharField(label="SNs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                          help_text="Inverter or charger SNs, comma-separated or one per line.")
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        accounts = organization.accounts.order_by("name")
+        account_field: Any = self.fields["account"]
+        account_field.queryset = accounts
+        kind_field: Any = self.fields["target_kind"]
+        kind_field.choices = self.target_kinds
+        groups = Group.objects.filter(account__organization=organization, removed=False).select_related("account")
+        several = accounts.count() > 1
+        group_field: Any = self.fields["group"]
+        group_field.choices = [("", "—")] + [
+            (str(g.code), f"{g.account.name} · {g.name}" if several else g.name) for g in groups]
+
+    def clean_target(self, cleaned: dict[str, Any]) -> None:
+        """Put the target's ``group`` (a Group or None) and ``sns`` (a list) in ``cleaned``."""
+        account: SolaxAccount | None = cleaned.get("account")
+        kind = cleaned.get("target_kind")
+        if account is None or kind is None:
+            return
+        cleaned["sns_list"] = []
+        if kind == ScheduleTarget.GROUP:
+            code = cleaned.get("group")
+            group = Group.objects.filter(account=account, code=code, removed=False).first() if code else None
+            if group is None:
+                self.add_error("group", "Choose a group of this account.")
+            cleaned["group_obj"] = group
+            return
+        cleaned["group_obj"] = None
+        try:
+            sns = clean_sns(cleaned.get("sns") or "", "sns")
+        except RequestValidationError as exc:
+            self.add_error("sns", exc.errors.get("sns") or _errors_text(exc.errors))
+            return
+        if kind == ScheduleTarget.CHARGERS:
+            known = set(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", flat=True))
+            what = "chargers of this account"
+        else:
+            known = set(Inverter.objects.filter(account=account, inverter_sn__in=sns, removed=False)
+                        .values_list("inverter_sn", flat=True))
+            what = "inverters of this account's groups"
+        unknown = [sn for sn in sns if sn not in known]
+        if unknown:
+            self.add_error("sns", f"Not among the {what}: {', '.join(unknown[:10])}.")
+        cleaned["sns_list"] = sns
+
+
+def clean_action(raw: str, kind: str | None, label: str) -> dict[str, int]:
+    """Return an action as a dict of ints, checked for the target kind; raises ValidationError."""
+    try:
+        action = json.loads(raw)
+    except ValueError:
+        raise ValidationError(f"{label} is not JSON, for example {{\"superType\": 2, \"mode\": 3, \"manualMode\": 1}}.")
+    if not isinstance(action, dict) or not action:
+        raise ValidationError(f"{label} must be an object of parameters.")
+    if kind == ScheduleTarget.CHARGERS:
+        mode = action.get("chargerMode")
+        if set(action) != {"chargerMode"} or isinstance(mode, bool) or mode not in [m.value for m in PileMode]:
+            raise ValidationError(f"{label} for chargers is {{\"chargerMode\": 0-3}} "
+                                  "(0 stop, 1 fast, 2 eco, 3 green).")
+        return {"chargerMode": int(mode)}
+    if "chargerMode" in action:
+        raise ValidationError(f"{label}: chargerMode is for EV chargers; inverters take superType and mode.")
+    try:
+        params = control_params_from_spec(action)
+    except RequestValidationError as exc:
+        raise ValidationError(f"{label}: {_errors_text(exc.errors)}.")
+    return {name: int(value) for name, value in params.items()}
+
+
+class ScheduleForm(TargetForm):
+    name = forms.CharField(max_length=100)
+    start_action = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
+                                   help_text='As for commands, e.g. {"superType": 2, "mode": 3, "manualMode": 1}; '
+                                             'chargers {"chargerMode": 3}.')
+    end_action = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
+                                 help_text='Sent when the window closes, e.g. back to self use.')
+    start_time = forms.TimeField(widget=TIME_WIDGET)
+    end_time = forms.TimeField(widget=TIME_WIDGET, help_text="Not later than the start: the window ends the next day.")
+    date = forms.DateField(label="One date", required=False, widget=DATE_WIDGET,
+                           help_text="A one-off window; leave empty and choose weekdays to repeat.")
+    weekdays = forms.MultipleChoiceField(choices=WEEKDAY_CHOICES, required=False,
+                                         widget=forms.CheckboxSelectMultiple)
+    timezone = forms.CharField(max_length=64, required=False, help_text="Empty: the account's timezone.")
+    valid_from = forms.DateField(required=False, widget=DATE_WIDGET)
+    valid_until = forms.DateField(required=False, widget=DATE_WIDGET)
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    field_order = ["name", "account", "target_kind", "group", "sns", "start_action", "start_time", "end_action",
+                   "end_time", "date", "weekdays", "timezone", "valid_from", "valid_until", "enabled"]
+
+    def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.now = now or timezone.now()
+
+    def clean_timezone(self) -> str:
+        value: str = self.cleaned_data["timezone"].strip()
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValidationError(f"{value!r} is not a known timezone (for example Europe/Berlin).")
+        return value
+
+    def clean_weekdays(self) -> list[int]:
+        return sorted(int(d) for d in self.cleaned_data["weekdays"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.clean_target(cleaned)
+        kind = cleaned.get("target_kind")
+        for name, label in (("start_action", "Start action"), ("end_action", "End action")):
+            if name in cleaned:
+                try:
+                    cleaned[name] = clean_action(cleaned[name], kind, label)
+                except ValidationError as exc:
+                    self.add_error(name, exc)
+        start, end = cleaned.get("start_time"), cleaned.get("end_time")
+        if start is not None and end is not None and start.replace(second=0) == end.replace(second=0):
+            self.add_error("end_time", "The end equals the start: a window needs a length.")
+        account: SolaxAccount | None = cleaned.get("account")
+        if account is not None and "timezone" in cleaned:
+            cleaned["timezone"] = cleaned["timezone"] or account.timezone
+        self._clean_days(cleaned, start)
+        return cleaned
+
+    def _clean_days(self, cleaned: dict[str, Any], start: time | None) -> None:
+        one_date: date | None = cleaned.get("date")
+        weekdays = cleaned.get("weekdays")
+        if one_date is None and weekdays == []:
+            self.add_error("weekdays", "Choose at least one weekday, or one date.")
+        if one_date is not None and weekdays:
+            self.add_error("weekdays", "Choose either one date or weekdays, not both.")
+        tz_name = cleaned.get("timezone")
+        if one_date is not None and tz_name:
+            local_now = self.now.astimezone(zoneinfo.ZoneInfo(tz_name))
+            if one_date < local_now.date():
+                self.add_error("date", "This date is in the past.")
+            elif one_date == local_now.date() and start is not None and start <= local_now.time():
+                self.add_error("date", "This window's start has already passed today.")
+        valid_from, valid_until = cleaned.get("valid_from"), cleaned.get("valid_until")
+        if valid_from and valid_until and valid_until < valid_from:
+            self.add_error("valid_until", "Ends before it starts.")
+
+
+class DeviceWindowsForm(TargetForm):
+    """superType 2, mode 10: the inverter charges and discharges in these windows by itself, every day."""
+
+    target_kinds = [(ScheduleTarget.GROUP.value, "a group"),
+                    (ScheduleTarget.SELECTION.value, "a selection of inverters")]
+
+    charge_start_1 = forms.TimeField(label="Charge from", widget=TIME_WIDGET)
+    charge_end_1 = forms.TimeField(label="Charge until", widget=TIME_WIDGET)
+    discharge_start_1 = forms.TimeField(label="Discharge from", widget=TIME_WIDGET)
+    discharge_end_1 = forms.TimeField(label="Discharge until", widget=TIME_WIDGET)
+    period_2 = forms.BooleanField(label="Second period", required=False)
+    charge_start_2 = forms.TimeField(label="Period 2 charge from", required=False, widget=TIME_WIDGET)
+    charge_end_2 = forms.TimeField(label="Period 2 charge until", required=False, widget=TIME_WIDGET)
+    discharge_start_2 = forms.TimeField(label="Period 2 discharge from", required=False, widget=TIME_WIDGET)
+    discharge_end_2 = forms.TimeField(label="Period 2 discharge until", required=False, widget=TIME_WIDGET)
+
+    # form field -> the vendor's stem (its spellings, "discharger" included)
+    STEMS = {
+        "charge_start_1": "chargeStartTime1", "charge_end_1": "chargeEndTime1",
+        "discharge_start_1": "dischargeStartTime1", "discharge_end_1": "dischargerEndTime1",
+        "charge_start_2": "chargeStartTime2", "charge_end_2": "chargeEndTime2",
+        "discharge_start_2": "dischargeStartTime2", "discharge_end_2": "dischargeEndTime2",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.clean_target(cleaned)
+        period_2 = bool(cleaned.get("period_2"))
+        names = [n for n in self.STEMS if n.endswith("_1") or period_2]
+        if period_2:
+            for name in names:
+                if name.endswith("_2") and cleaned.get(name) is None and name not in self.errors:
+                    self.add_error(name, "Required for the second period.")
+        if any(name in self.errors for name in names):
+            return cleaned
+        fields: dict[str, int] = {"mode": 10, "p2TimeSetEnable": int(period_2)}
+        for name in names:
+            at: time = cleaned[name]
+            fields[f"{self.STEMS[name]}Hour"] = at.hour
+            fields[f"{self.STEMS[name]}Minute"] = at.minute
+        try:
+            params = build_control_params(2, **fields)
+        except RequestValidationError as exc:
+            raise ValidationError(_errors_text(exc.errors))
+        cleaned["action"] = {name: int(value) for name, value in params.items()}
+        return cleaned

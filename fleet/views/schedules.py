@@ -1,0 +1,208 @@
+"""The schedules pages: list with next fire times, week timeline, overlap and budget warnings;
+create, edit, pause, delete; a schedule's occurrences with their commands; device-side windows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from fleet import schedules
+from fleet.access import current_membership, get_for_org, require_operator
+from fleet.forms import client_address
+from fleet.models import DeviceResult, Occurrence, Schedule, SolaxAccount
+from fleet.schedule_forms import DeviceWindowsForm, ScheduleForm
+from fleet.views.base import HtmxHttpRequest
+
+PAGE_SIZE = 25
+OCCURRENCES_PAGE_SIZE = 20
+
+
+def _get_schedule_for_user(request: HtmxHttpRequest, code: uuid.UUID) -> Schedule:
+    """Return the schedule of the user's organization, or 404."""
+    organization = current_membership(request).organization
+    schedule = (Schedule.objects.select_related("account", "group")
+                .filter(account__organization=organization, code=code).first())
+    if schedule is None:
+        raise Http404("No such schedule in your organization.")
+    return schedule
+
+
+def _account_for(request: HtmxHttpRequest) -> SolaxAccount | None:
+    code = request.GET.get("account")
+    if code:
+        try:
+            uuid.UUID(code)
+        except ValueError:
+            return get_for_org(SolaxAccount.objects.none(), request)
+        return get_for_org(SolaxAccount.objects.all(), request, code=code)
+    return current_membership(request).organization.accounts.order_by("name").first()
+
+
+@dataclass(frozen=True)
+class Row:
+    schedule: Schedule
+    target: str
+    days: str
+    start_action: str
+    end_action: str
+    next_fire: str  # local time, or "" when nothing is coming
+
+
+def _local(at: datetime, tz_name: str) -> str:
+    local = at.astimezone(ZoneInfo(tz_name))
+    return f"{local:%a %d %b %H:%M} {local.tzname()}"
+
+
+def _row(schedule: Schedule, now: datetime) -> Row:
+    upcoming = schedules.next_edge(schedule, now) if schedule.enabled else None
+    next_fire = f"{upcoming.edge} {_local(upcoming.due_at, schedule.timezone)}" if upcoming else ""
+    return Row(schedule, schedules.target_label(schedule), schedules.describe_days(schedule),
+               schedules.describe_action(schedule.start_action), schedules.describe_action(schedule.end_action),
+               next_fire)
+
+
+@require_GET
+def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
+    membership = current_membership(request)
+    account = _account_for(request)
+    context: dict[str, Any] = {"accounts": membership.organization.accounts.order_by("name"), "account": account}
+    if account is None:
+        return render(request, "fleet/schedules.html", context)
+    now = timezone.now()
+    every = list(Schedule.objects.filter(account=account).select_related("group").order_by("name", "id"))
+    query = request.GET.get("q", "").strip()
+    matching = [s for s in every if query.lower() in s.name.lower()] if query else every
+    page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
+    context.update(page=page, rows=[_row(s, now) for s in page.object_list], query=query,
+                   total=len(every))
+    if request.htmx and request.htmx.target == "schedule-list":
+        return render(request, "fleet/schedules.html#list", context)
+    overlaps = schedules.find_overlaps(every, now)
+    conflicting = {o.first.pk for o in overlaps} | {o.second.pk for o in overlaps}
+    today = now.astimezone(account.tzinfo).date()
+    context.update(
+        overlaps=overlaps, timeline=schedules.week_timeline([s for s in every if s.enabled], today, conflicting),
+        budget_warnings=schedules.budget_warnings(account, every, now), hours=range(0, 24, 3),
+    )
+    return render(request, "fleet/schedules.html", context)
+
+
+def _assign(schedule: Schedule, data: dict[str, Any]) -> None:
+    """Copy a valid ScheduleForm's values onto the schedule."""
+    schedule.account = data["account"]
+    schedule.name = data["name"]
+    schedule.target_kind = data["target_kind"]
+    schedule.group = data["group_obj"]
+    schedule.sns = data["sns_list"]
+    for name in ("start_action", "end_action", "start_time", "end_time", "date", "weekdays", "timezone",
+                 "valid_from", "valid_until", "enabled"):
+        setattr(schedule, name, data[name])
+
+
+def _initial(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "account": schedule.account.code, "name": schedule.name, "target_kind": schedule.target_kind,
+        "group": str(schedule.group.code) if schedule.group else "", "sns": ", ".join(schedule.sns),
+        "start_action": json.dumps(schedule.start_action), "end_action": json.dumps(schedule.end_action),
+        "start_time": schedule.start_time, "end_time": schedule.end_time, "date": schedule.date,
+        "weekdays": [str(d) for d in schedule.weekdays], "timezone": schedule.timezone,
+        "valid_from": schedule.valid_from, "valid_until": schedule.valid_until, "enabled": schedule.enabled,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
+    membership = require_operator(request)
+    org = membership.organization
+    initial: dict[str, Any] = {"weekdays": [str(d) for d in range(7)], "enabled": True}
+    form = ScheduleForm(request.POST or None, organization=org, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        schedule = Schedule(created_by=request.user)  # type: ignore[misc]
+        _assign(schedule, form.cleaned_data)
+        schedules.prepare(schedule).save()
+        messages.success(request, f"Schedule “{schedule.name}” created.")
+        return redirect("fleet-schedule-detail", code=schedule.code)
+    return render(request, "fleet/schedule_form.html", {"form": form, "schedule": None})
+
+
+@require_http_methods(["GET", "POST"])
+def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    membership = require_operator(request)
+    schedule = _get_schedule_for_user(request, code)
+    form = ScheduleForm(request.POST or None, organization=membership.organization, initial=_initial(schedule))
+    if request.method == "POST" and form.is_valid():
+        _assign(schedule, form.cleaned_data)
+        schedules.prepare(schedule).save()
+        messages.success(request, f"Schedule “{schedule.name}” saved.")
+        return redirect("fleet-schedule-detail", code=schedule.code)
+    return render(request, "fleet/schedule_form.html", {"form": form, "schedule": schedule})
+
+
+@require_GET
+def schedule_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    current_membership(request)
+    schedule = _get_schedule_for_user(request, code)
+    occurrences = (Occurrence.objects.filter(schedule=schedule).select_related("command")
+                   .prefetch_related(Prefetch("command__results", queryset=DeviceResult.objects.order_by("sn"))))
+    page = Paginator(occurrences, OCCURRENCES_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"schedule": schedule, "row": _row(schedule, timezone.now()), "page": page,
+               "confirm_delete": False}
+    if request.htmx and request.htmx.target == "occurrences":
+        return render(request, "fleet/schedule_detail.html#occurrences", context)
+    return render(request, "fleet/schedule_detail.html", context)
+
+
+@require_POST
+def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    require_operator(request)
+    schedule = _get_schedule_for_user(request, code)
+    schedule.enabled = not schedule.enabled
+    schedules.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
+    messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
+    return redirect("fleet-schedule-detail", code=schedule.code)
+
+
+@require_http_methods(["GET", "POST"])
+def schedule_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    """GET asks for confirmation; POST deletes (the commands it sent stay in the history)."""
+    require_operator(request)
+    schedule = _get_schedule_for_user(request, code)
+    if request.method == "POST":
+        name = schedule.name
+        schedule.delete()
+        messages.success(request, f"Schedule “{name}” deleted.")
+        return redirect("fleet-schedules")
+    return render(request, "fleet/schedule_detail.html", {
+        "schedule": schedule, "row": _row(schedule, timezone.now()), "page": None, "confirm_delete": True})
+
+
+@require_http_methods(["GET", "POST"])
+def device_windows(request: HtmxHttpRequest) -> HttpResponse:
+    """superType 2 / mode 10: send the charge/discharge windows that the inverters then follow daily."""
+    membership = require_operator(request)
+    form = DeviceWindowsForm(request.POST or None, organization=membership.organization,
+                             initial={"target_kind": "group"})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            command = schedules.send_action(data["account"], data["target_kind"], data["group_obj"],
+                                            data["sns_list"], data["action"], user=request.user,
+                                            ip=client_address(request), source="manual")
+        except schedules.EdgeRejected as exc:
+            form.add_error(None, f"The command was not created: {exc}.")
+        else:
+            messages.success(request, f"Device windows sent as command {command.code}.")
+            return redirect("fleet-schedules")
+    return render(request, "fleet/device_windows.html", {"form": form})
