@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls
+from fleet import calls, commands  # importing commands registers its call handlers in the worker
 
 
 @shared_task(ignore_result=True)
@@ -23,3 +23,9 @@ def sweep_calls() -> int:
 def prune_attempts() -> int:
     """Hourly: forget budget rows the budget no longer looks at."""
     return calls.prune_attempts()
+
+
+@shared_task(ignore_result=True)
+def command_tick() -> dict[str, int]:
+    """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
+    return commands.tick()
