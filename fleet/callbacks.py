@@ -14,7 +14,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from fleet import commands
-from fleet.models import CallbackReceipt, CommandBatch, CommandKind, CommandState, DeviceResult, DeviceState, SolaxAccount
+from fleet.models import (
+    CallbackReceipt,
+    CommandBatch,
+    CommandKind,
+    CommandState,
+    DeviceResult,
+    DeviceState,
+    SolaxAccount,
+)
 from solax.errors import ResponseParseError
 from solax.models import Callback
 from solax.parsing import parse_callback

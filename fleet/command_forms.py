@@ -113,56 +113,67 @@ class CommandForm(forms.Form):
         return command
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if self.errors:
+        """Check the target and the action together, so that every bad field is reported at once."""
+        data = super().clean() or {}
+        if "target" not in data:
             return data
         kind = data["target"]
         target = Target(kind, group=data.get("group"), sns=tuple(data.get("sns") or ()))
+        problems: dict[str, str] = {}
         if kind == TargetKind.GROUP and target.group is None:
-            self.add_error("group", "choose a group")
-            return data
+            problems["group"] = "choose a group"
         if kind != TargetKind.GROUP and not target.sns:
-            self.add_error("sns", "enter at least one SN")
-            return data
-        if kind == TargetKind.CHARGERS:
-            action: dict[str, Any] = {"chargerMode": data.get("chargerMode")}
-        else:
-            super_type = data.get("superType")
-            if super_type is None:
-                self.add_error("superType", "choose a command type")
-                return data
-            action = {"superType": super_type}
-            mode = data.get("mode")
-            if super_type != 1:
-                if mode is None:
-                    self.add_error("mode", "choose a mode")
-                    return data
-                if mode not in MODES[super_type]:
-                    self.add_error("mode", f"not a mode of {SUPER_TYPES[super_type].lower()}")
-                    return data
-                action["mode"] = mode
-            for name in shown_fields(super_type, mode, data.get("p2TimeSetEnable") == 1):
-                if data.get(name) is not None:
-                    action[name] = data[name]
-        try:
-            self.plan = plan_command(self.account, target, action)
-        except CommandError as exc:
-            for name, message in exc.errors.items():
-                if name in self.fields:
-                    self.add_error(name, message)
-                else:
-                    self.add_error(None, f"{name}: {message}")
+            problems["sns"] = "enter at least one SN"
+        action = self._action(data, problems)
+        if not problems.keys() & {"group", "sns", "superType", "mode"}:
+            try:
+                self.plan = plan_command(self.account, target, action)
+            except CommandError as exc:
+                problems.update(exc.errors)
+        for name, message in problems.items():
+            if name in self.errors:
+                continue  # already said, e.g. "Ensure this value is less than or equal to 100."
+            self.add_error(name if name in self.fields else None,
+                           message if name in self.fields else f"{name}: {message}")
+        if self.errors:
+            self.plan = None
             return data
         self.command_target = target
         self.action = action
         self.retry_command = data.get("retry_of")
         return data
 
+    def _action(self, data: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
+        """Return the action of the chosen kind from the fields that apply to it."""
+        if data["target"] == TargetKind.CHARGERS:
+            return {"chargerMode": data.get("chargerMode")}
+        super_type = data.get("superType")
+        if super_type is None:
+            problems["superType"] = "choose a command type"
+            return {}
+        action: dict[str, Any] = {"superType": super_type}
+        mode = data.get("mode")
+        if super_type != 1:
+            if mode is None:
+                problems["mode"] = "choose a mode"
+                return action
+            if mode not in MODES[super_type]:
+                problems["mode"] = f"not a mode of {SUPER_TYPES[super_type].lower()}"
+                return action
+            action["mode"] = mode
+        p2 = data.get("p2TimeSetEnable") == 1
+        for name in shown_fields(super_type, mode, p2):
+            if data.get(name) is not None:
+                action[name] = data[name]
+            elif name not in self.errors:
+                problems[name] = "required"
+        return action
+
 
 def initial_from_query(query: Any, account: SolaxAccount) -> dict[str, Any]:
     """Return the form's initial values from ``?sn=..&sn=..``, ``?group=<code>``, ``?charger=..`` or
     ``?retry_of=<code>`` (the failed devices of that command, with its action)."""
-    from fleet.commands import CommandError as _Error, retry_target, stored_action
+    from fleet.commands import retry_target, stored_action
 
     initial: dict[str, Any] = {key: query.get(key) for key in query if key not in ("sn", "charger")}
     if query.getlist("charger"):
@@ -178,7 +189,7 @@ def initial_from_query(query: Any, account: SolaxAccount) -> dict[str, Any]:
         if command is not None and command.state != CommandState.QUEUED:
             try:
                 target = retry_target(command)
-            except _Error:
+            except CommandError:
                 return initial
             initial.update(target=target.kind, sns="\n".join(target.sns), **stored_action(command))
     return initial

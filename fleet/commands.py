@@ -152,6 +152,7 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
     if errors:
         raise CommandError(errors)
     sns = [sn for sn, _ in devices]
+    batches: list[list[str]]
     if target.kind == TargetKind.GROUP:
         assert group is not None
         endpoint, batches = "group_control", [[]]
@@ -306,6 +307,9 @@ def _poll_delay(polls: int) -> timedelta:
 
 def _batch_of(call: ApiCall) -> CommandBatch | None:
     batch_id = (call.context or {}).get("batch")
+    if not isinstance(batch_id, int):
+        log.warning("call %s names no batch", call.code)
+        return None
     batch = (CommandBatch.objects.select_for_update().select_related("command", "command__account")
              .filter(pk=batch_id).first())
     if batch is None:
@@ -432,7 +436,9 @@ def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
 @calls.register("commands.pile_info")
 def on_pile_info(call: ApiCall, outcome: calls.Outcome) -> None:
     """A getPileInfo check of a charger whose callback never came: the mode it reports tells."""
-    result = DeviceResult.objects.select_related("command").filter(pk=(call.context or {}).get("result")).first()
+    result_id = (call.context or {}).get("result")
+    result = (DeviceResult.objects.select_related("command").filter(pk=result_id).first()
+              if isinstance(result_id, int) else None)
     if result is None or result.state != DeviceState.PENDING or outcome.state != CallState.SUCCEEDED:
         return
     try:

@@ -98,7 +98,8 @@ def test_a_write_of_unknown_delivery_flags_the_command_until_an_operator_decides
     simulator.sim.configure(faults=[{"kind": "timeout", "endpoint": "single_control", "seconds": 3}])
     fast_commands.SOLAX_READ_TIMEOUT = 1
     sn = mirrored_fleet.inverters.order_by("inverter_sn").first().inverter_sn
-    command = commands.create_command(mirrored_fleet, Target("inverter", sns=(sn,)), {"superType": 1, "systemSwitch": 1})
+    command = commands.create_command(mirrored_fleet, Target("inverter", sns=(sn,)),
+                                      {"superType": 1, "systemSwitch": 1})
     command = drive(command)
     assert command.state == CommandState.UNKNOWN
     assert command.results.get().state == DeviceState.UNKNOWN
