@@ -160,19 +160,18 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = current_membership(request)
     command = _command_for(request, code)
     done = command.state not in LIVE_STATES
-    context: dict[str, object] = {"command": command, "done": done, "membership": membership,
-                                  "resolutions": Resolution.choices,
-                                  "results": command.results.order_by("sn")}
+    context: dict[str, object] = {
+        "command": command, "done": done, "membership": membership, "resolutions": Resolution.choices,
+        "results": command.results.order_by("sn"),
+        "api_calls": (ApiCall.objects.filter(origin_code=command.code)
+                      .only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
+                            "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
+                      .order_by("created", "id")),
+    }
     if request.htmx and request.htmx.target == "command-progress":
         response = render(request, "fleet/command_detail.html#progress", context)
-        if done:
-            stop = HttpResponseStopPolling(response.content)
-            return stop
-        return response
-    context["api_calls"] = (ApiCall.objects.filter(origin_code=command.code)
-                            .only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
-                                  "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
-                            .order_by("created", "id"))
+        # 286 tells htmx to stop polling; the last state is still swapped in
+        return HttpResponseStopPolling(response.content) if done else response
     context["retries"] = command.retries.order_by("-created").only("code", "label", "state", "created")
     context["can_retry"] = done and (command.devices_failed > 0)
     return render(request, "fleet/command_detail.html", context)
