@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class FleetConfig(AppConfig):
     name = "fleet"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing the services registers their call-pipeline handlers (fleet.calls.register) in
+        # every process: web, worker and management commands alike.
+        from fleet import commands, schedules  # noqa: F401

@@ -224,6 +224,14 @@ SOLAX_SWEEP_SECONDS = _int("SOLAX_SWEEP_SECONDS", 20, minimum=1)
 SOLAX_STALE_GRACE_SECONDS = _int("SOLAX_STALE_GRACE_SECONDS", 30, minimum=0)
 # Schedules: an edge whose tick comes later than this (worker down) is marked missed, not sent late.
 SCHEDULE_GRACE_MINUTES = _int("SCHEDULE_GRACE_MINUTES", 10, minimum=1)
+# Control commands: how long devices may take to answer before the command expires, the first result
+# poll's delay (doubled each poll up to the cap), and how long EV callbacks may stay away before a
+# getPileInfo check of the chargers still pending.
+COMMAND_EXPIRY_SECONDS = _int("COMMAND_EXPIRY_SECONDS", 900, minimum=10)
+COMMAND_POLL_BASE_SECONDS = _float("COMMAND_POLL_BASE_SECONDS", 3.0)
+COMMAND_POLL_CAP_SECONDS = _float("COMMAND_POLL_CAP_SECONDS", 60.0)
+COMMAND_CALLBACK_GRACE_SECONDS = _int("COMMAND_CALLBACK_GRACE_SECONDS", 120, minimum=1)
+CALLBACK_MAX_BYTES = _int("CALLBACK_MAX_BYTES", 65536, minimum=1024)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -255,6 +263,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-sweep": {"task": "fleet.tasks.sweep_calls", "schedule": 2.0, "options": {"expires": 4}},
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
     "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
+    "commands-tick": {"task": "fleet.tasks.command_tick", "schedule": 5.0, "options": {"expires": 10}},
 }
 
 LOGGING = {

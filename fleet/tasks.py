@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls, schedules
+from fleet import calls, commands, schedules
 
 
 @shared_task(ignore_result=True)
@@ -29,3 +29,6 @@ def prune_attempts() -> int:
 def schedules_tick() -> int:
     """Every minute: fire the due edges of every schedule once; returns how many fired."""
     return schedules.tick().fired
+def command_tick() -> dict[str, int]:
+    """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
+    return commands.tick()

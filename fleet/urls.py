@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.views import auth, budget, dashboard, health, org, schedules
+from fleet.views import auth, budget, callbacks, commands, dashboard, health, org, schedules
 
 urlpatterns = [
     path("", dashboard.dashboard, name="fleet-dashboard"),
@@ -28,5 +28,10 @@ urlpatterns = [
     path("settings/members/add/", org.member_add, name="fleet-member-add"),
     path("settings/members/<uuid:code>/role/", org.member_role, name="fleet-member-role"),
     path("settings/members/<uuid:code>/remove/", org.member_remove, name="fleet-member-remove"),
+    path("commands/", commands.command_list, name="fleet-command-list"),
+    path("commands/new/", commands.command_new, name="fleet-command-new"),
+    path("commands/<uuid:code>/", commands.command_detail, name="fleet-command-detail"),
+    path("commands/<uuid:code>/resolve/", commands.command_resolve, name="fleet-command-resolve"),
+    path("solax/callback/<str:secret>/", callbacks.solax_callback, name="fleet-callback"),
     path("admin/", admin.site.urls),
 ]

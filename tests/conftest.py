@@ -182,3 +182,36 @@ def sim_account(org, simulator):  # type: ignore[no-untyped-def]
     acc.set_token(simulator.token)
     acc.save()
     return acc
+
+
+# Commands (issue 6) ---------------------------------------------------------------------------
+
+@pytest.fixture
+def mirrored_fleet(sim_account, simulator):  # type: ignore[no-untyped-def]
+    """Copy the simulator's small fleet (groups, members with their dongle SNs, chargers) into the
+    mirror of ``sim_account``, as a sync would. Returns the account."""
+    from fleet.models import Charger, Group, Inverter
+
+    tenant = simulator.sim.tenant()
+    for remote in tenant.groups.values():
+        group = Group.objects.create(account=sim_account, remote_id=remote.id, name=remote.name,
+                                     device_count=len(remote.members))
+        Inverter.objects.bulk_create(
+            Inverter(account=sim_account, group=group, remote_id=member.id, inverter_sn=member.inverter_sn,
+                     dongle_sn=tenant.inverters[member.inverter_sn].wifi_sn)
+            for member in remote.members.values())
+    Charger.objects.bulk_create(Charger(account=sim_account, sn=sn) for sn in tenant.chargers)
+    return sim_account
+
+
+@pytest.fixture
+def fast_commands(settings, sim_account, simulator):  # type: ignore[no-untyped-def]
+    """Short poll delays and expiry, and a limit the tests do not hit (the simulator's too)."""
+    settings.COMMAND_POLL_BASE_SECONDS = 0.05
+    settings.COMMAND_POLL_CAP_SECONDS = 0.2
+    settings.COMMAND_EXPIRY_SECONDS = 20
+    settings.COMMAND_CALLBACK_GRACE_SECONDS = 1
+    simulator.sim.configure(per_minute=1000, per_day=100000, device_failure_rate=0.0)
+    sim_account.calls_per_minute = 1000
+    sim_account.save(update_fields=["calls_per_minute"])
+    return settings

@@ -7,7 +7,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from fleet.access import SESSION_KEY, current_membership
 from fleet.budget import budget_view
-from fleet.models import Membership
+from fleet.models import Charger, Command, CommandState, Group, Inverter, Membership
+from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.views.base import HtmxHttpRequest
 
 
@@ -16,7 +17,21 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     membership = current_membership(request)
     accounts = list(membership.organization.accounts.all())
     views = [budget_view(account) for account in accounts]
-    return render(request, "fleet/dashboard.html", {"accounts": accounts, "budget_views": views})
+    org = membership.organization
+    fleet_size = {
+        "groups": Group.objects.filter(account__organization=org, removed=False).count(),
+        "inverters": Inverter.objects.filter(account__organization=org, removed=False).count(),
+        "chargers": Charger.objects.filter(account__organization=org).count(),
+    }
+    mine = Command.objects.filter(account__organization=org)
+    in_flight = mine.filter(state__in=ACTIVE_COMMAND_STATES).only(
+        "code", "label", "state", "devices_answered", "devices_total").order_by("-created")[:10]
+    attention = mine.filter(state=CommandState.UNKNOWN).select_related("created_by").only(
+        "code", "label", "created", "created_by__username").order_by("-created")[:20]
+    return render(request, "fleet/dashboard.html", {
+        "accounts": accounts, "budget_views": views, "fleet_size": fleet_size,
+        "in_flight": list(in_flight), "attention": list(attention),
+    })
 
 
 @require_POST

@@ -1,0 +1,195 @@
+"""The new-command form: a target and an action, validated by solax.control and fleet.commands."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+
+from fleet.commands import CommandError, CostPlan, Target, plan_command
+from fleet.models import Command, CommandState, Group, SolaxAccount, TargetKind
+from solax.control import FIELDS, MODES, SUPER_TYPES, PileMode, required_fields
+from solax.errors import ControlValidationError
+
+_SPLIT = re.compile(r"[\s,;]+")
+MODE_CHOICES = [("", "—")] + [(f"{st}:{mode}", f"{SUPER_TYPES[st]}: {label}")
+                              for st, modes in MODES.items() for mode, label in modes.items()]
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def shown_fields(super_type: int | None, mode: int | None, p2: bool) -> list[str]:
+    """Return the vendor names of the fields a superType/mode shows ([] while it is incomplete)."""
+    if super_type is None or (super_type != 1 and mode is None):
+        return []
+    try:
+        return required_fields(super_type, mode, p2=p2)
+    except ControlValidationError:
+        return []
+
+
+class CommandForm(forms.Form):
+    target = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.SELECTION)
+    sns = forms.CharField(required=False, label="SNs", widget=forms.Textarea(attrs={"rows": 3}),
+                          help_text="Inverter or charger SNs, separated by commas, spaces or new lines.")
+    group = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, to_field_name="code",
+                                   empty_label="choose a group")
+    superType = forms.TypedChoiceField(choices=[("", "—")] + list(SUPER_TYPES.items()), coerce=int,
+                                       required=False, empty_value=None, label="Command type")
+    mode = forms.TypedChoiceField(choices=[("", "—")] + sorted({(m, lbl) for ms in MODES.values()
+                                                                for m, lbl in ms.items()}),
+                                  coerce=int, required=False, empty_value=None)
+    chargerMode = forms.TypedChoiceField(choices=[("", "—")] + [(m.value, m.name.title()) for m in PileMode],
+                                         coerce=int, required=False, empty_value=None, label="Charger mode")
+    retry_of = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, account: SolaxAccount, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+        self.fields["group"].queryset = Group.objects.filter(account=account, removed=False)  # type: ignore[attr-defined]
+        for name, spec in FIELDS.items():
+            if name == "mode":
+                continue
+            label = f"{spec.label}" + (f" ({spec.unit})" if spec.unit else "")
+            if spec.choices:
+                self.fields[name] = forms.TypedChoiceField(
+                    choices=[("", "—")] + list(spec.choices.items()), coerce=int, required=False,
+                    empty_value=None, label=label)
+            else:
+                self.fields[name] = forms.IntegerField(
+                    required=False, min_value=spec.min, max_value=spec.max, label=label,
+                    help_text=f"{spec.min} to {spec.max}{' ' + spec.unit if spec.unit else ''}")
+        self.plan: CostPlan | None = None
+        self.command_target: Target | None = None
+        self.action: dict[str, Any] = {}
+        self.retry_command: Command | None = None
+
+    # which fields apply -------------------------------------------------------------------------
+    def _raw(self, name: str) -> Any:
+        source = self.data if self.is_bound else self.initial
+        return source.get(name)
+
+    @property
+    def is_charger(self) -> bool:
+        return self._raw("target") == TargetKind.CHARGERS
+
+    def action_field_names(self) -> list[str]:
+        if self.is_charger:
+            return ["chargerMode"]
+        super_type = _as_int(self._raw("superType"))
+        names = ["superType"]
+        if super_type in MODES:
+            names.append("mode")
+        p2 = _as_int(self._raw("p2TimeSetEnable")) == 1
+        return names + shown_fields(super_type, _as_int(self._raw("mode")), p2)
+
+    def action_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.action_field_names()]
+
+    @property
+    def mode_choices_for_current(self) -> list[tuple[Any, str]]:
+        """The modes of the chosen superType, for the mode select."""
+        super_type = _as_int(self._raw("superType"))
+        return [("", "—")] + list(MODES.get(super_type if super_type is not None else -1, {}).items())
+
+    # validation ---------------------------------------------------------------------------------
+    def clean_sns(self) -> list[str]:
+        text = self.cleaned_data.get("sns") or ""
+        return [sn for sn in _SPLIT.split(text) if sn]
+
+    def clean_retry_of(self) -> Command | None:
+        code = self.cleaned_data.get("retry_of")
+        if not code:
+            return None
+        command = Command.objects.filter(account=self.account, code=code).first()
+        if command is None:
+            raise forms.ValidationError("not a command of this account")
+        return command
+
+    def clean(self) -> dict[str, Any]:
+        """Check the target and the action together, so that every bad field is reported at once."""
+        data = super().clean() or {}
+        if "target" not in data:
+            return data
+        kind = data["target"]
+        target = Target(kind, group=data.get("group"), sns=tuple(data.get("sns") or ()))
+        problems: dict[str, str] = {}
+        if kind == TargetKind.GROUP and target.group is None:
+            problems["group"] = "choose a group"
+        if kind != TargetKind.GROUP and not target.sns:
+            problems["sns"] = "enter at least one SN"
+        action = self._action(data, problems)
+        if not problems.keys() & {"group", "sns", "superType", "mode"}:
+            try:
+                self.plan = plan_command(self.account, target, action)
+            except CommandError as exc:
+                problems.update(exc.errors)
+        for name, message in problems.items():
+            if name in self.errors:
+                continue  # already said, e.g. "Ensure this value is less than or equal to 100."
+            self.add_error(name if name in self.fields else None,
+                           message if name in self.fields else f"{name}: {message}")
+        if self.errors:
+            self.plan = None
+            return data
+        self.command_target = target
+        self.action = action
+        self.retry_command = data.get("retry_of")
+        return data
+
+    def _action(self, data: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
+        """Return the action of the chosen kind from the fields that apply to it."""
+        if data["target"] == TargetKind.CHARGERS:
+            return {"chargerMode": data.get("chargerMode")}
+        super_type = data.get("superType")
+        if super_type is None:
+            problems["superType"] = "choose a command type"
+            return {}
+        action: dict[str, Any] = {"superType": super_type}
+        mode = data.get("mode")
+        if super_type != 1:
+            if mode is None:
+                problems["mode"] = "choose a mode"
+                return action
+            if mode not in MODES[super_type]:
+                problems["mode"] = f"not a mode of {SUPER_TYPES[super_type].lower()}"
+                return action
+            action["mode"] = mode
+        p2 = data.get("p2TimeSetEnable") == 1
+        for name in shown_fields(super_type, mode, p2):
+            if data.get(name) is not None:
+                action[name] = data[name]
+            elif name not in self.errors:
+                problems[name] = "required"
+        return action
+
+
+def initial_from_query(query: Any, account: SolaxAccount) -> dict[str, Any]:
+    """Return the form's initial values from ``?sn=..&sn=..``, ``?group=<code>``, ``?charger=..`` or
+    ``?retry_of=<code>`` (the failed devices of that command, with its action)."""
+    from fleet.commands import retry_target, stored_action
+
+    initial: dict[str, Any] = {key: query.get(key) for key in query if key not in ("sn", "charger")}
+    if query.getlist("charger"):
+        initial.update(target=TargetKind.CHARGERS, sns="\n".join(query.getlist("charger")))
+    elif query.getlist("sn"):
+        sns = query.getlist("sn")
+        initial.update(target=TargetKind.INVERTER if len(sns) == 1 else TargetKind.SELECTION, sns="\n".join(sns))
+    elif query.get("group"):
+        initial["target"] = TargetKind.GROUP
+    retry = query.get("retry_of")
+    if retry and re.fullmatch(r"[0-9a-fA-F-]{32,36}", retry):
+        command = Command.objects.filter(account=account, code=retry).first()
+        if command is not None and command.state != CommandState.QUEUED:
+            try:
+                target = retry_target(command)
+            except CommandError:
+                return initial
+            initial.update(target=target.kind, sns="\n".join(target.sns), **stored_action(command))
+    return initial

@@ -1,0 +1,609 @@
+"""Control commands: validate a target and an action, plan their cost, send them in the fewest calls,
+and follow every device to its answer.
+
+A command becomes one control call per CommandBatch: a group is one group_control, a selection is
+batch_control calls of at most 100 SNs, one inverter is a single_control, EV chargers are pile_cmd
+calls of at most 100. The handlers below follow each batch: the command id, then query_command for the
+task id, then query_result polled with backoff until every device answered or the command expired.
+EV chargers answer through callbacks (``fleet.callbacks``); when those stay away, ``tick`` spends one
+getPileInfo per pending charger to find out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from fleet import calls
+from fleet.models import (
+    ApiCall,
+    CallState,
+    Charger,
+    Command,
+    CommandBatch,
+    CommandKind,
+    CommandState,
+    DeviceResult,
+    DeviceState,
+    Group,
+    Inverter,
+    Priority,
+    Resolution,
+    SolaxAccount,
+    TargetKind,
+)
+from solax import endpoints
+from solax.control import MAX_SNS_PER_CALL, MODES, SUPER_TYPES, PileMode, build_control_params, clean_sns
+from solax.errors import ControlValidationError, RequestValidationError, SolaxError
+from solax.parsing import parse_envelope
+
+log = logging.getLogger("fleet.commands")
+
+POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
+FINAL_STATES = (CommandState.SUCCEEDED, CommandState.PARTIAL, CommandState.FAILED, CommandState.EXPIRED,
+                CommandState.CANCELLED)
+PILE_MODE_LABELS = {0: "Stop", 1: "Fast", 2: "Eco", 3: "Green"}
+
+
+class CommandError(Exception):
+    """A command that cannot be sent; ``errors`` maps each bad field to its problem."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # TargetKind
+    group: Group | None = None
+    sns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CostPlan:
+    """What a command will cost: its calls, when they go out, and the share of today's budget."""
+
+    endpoint: str
+    devices: int
+    sends: int
+    polls: int
+    queued_ahead: int
+    goes_out_at: datetime
+    day_free: int
+    day_limit: int
+    label: str
+    batches: list[list[str]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return self.sends + self.polls
+
+    @property
+    def day_share_percent(self) -> float:
+        return round(100.0 * self.calls / max(1, self.day_limit), 2)
+
+    @property
+    def fits_today(self) -> bool:
+        return self.calls <= self.day_free
+
+    @property
+    def wait_seconds(self) -> int:
+        return max(0, int((self.goes_out_at - timezone.now()).total_seconds()))
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    kind: str  # CommandKind
+    endpoint: str
+    params: dict[str, Any]  # the action part of the vendor parameters (control) or the mode
+    devices: list[tuple[str, str]]  # (sn, dongle sn)
+    batches: list[list[str]]
+    label: str
+
+
+# Validation -----------------------------------------------------------------------------------
+
+def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _Resolved:
+    """Return the validated command, or raise CommandError naming every bad field."""
+    errors: dict[str, str] = {}
+    devices: list[tuple[str, str]] = []
+    group = None
+    if target.kind not in TargetKind.values:
+        raise CommandError({"target": f"unknown target kind {target.kind!r}"})
+    charger = target.kind == TargetKind.CHARGERS
+    if target.kind == TargetKind.GROUP:
+        group = target.group
+        if group is None or group.account_id != account.pk or group.removed:
+            errors["group"] = "choose a group of this account"
+        else:
+            devices = list(Inverter.objects.filter(group=group, removed=False).order_by("inverter_sn")
+                           .values_list("inverter_sn", "dongle_sn"))
+            if not devices:
+                errors["group"] = f"group {group.name} has no members to control"
+    else:
+        devices = _known_devices(account, target, errors)
+    params: dict[str, Any] = {}
+    label = ""
+    if charger:
+        mode = action.get("chargerMode")
+        if isinstance(mode, bool) or not isinstance(mode, int) or mode not in [m.value for m in PileMode]:
+            errors["chargerMode"] = "choose Stop, Fast, Eco or Green"
+        else:
+            params = {"chargerMode": mode}
+            label = f"EV mode {PILE_MODE_LABELS[mode]}"
+    else:
+        spec = dict(action)
+        super_type = spec.pop("superType", None)
+        try:
+            params = build_control_params(super_type, **spec)
+        except ControlValidationError as exc:
+            errors.update(exc.errors)
+        else:
+            label = action_label(params)
+    if errors:
+        raise CommandError(errors)
+    sns = [sn for sn, _ in devices]
+    batches: list[list[str]]
+    if target.kind == TargetKind.GROUP:
+        assert group is not None
+        endpoint, batches = "group_control", [[]]
+        where = f"group {group.name}"
+    elif charger:
+        endpoint, batches = "pile_cmd", _chunks(sns)
+        where = f"{len(sns)} charger{'s' if len(sns) != 1 else ''}" if len(sns) > 1 else sns[0]
+    elif target.kind == TargetKind.INVERTER:
+        endpoint, batches = "single_control", [sns]
+        where = sns[0]
+    else:
+        endpoint, batches = "batch_control", _chunks(sns)
+        where = f"{len(sns)} inverters"
+    kind = CommandKind.CHARGER_MODE if charger else CommandKind.INVERTER_CONTROL
+    return _Resolved(kind=kind, endpoint=endpoint, params=params, devices=devices, batches=batches,
+                     label=f"{label} to {where}"[:200])
+
+
+def _known_devices(account: SolaxAccount, target: Target, errors: dict[str, str]) -> list[tuple[str, str]]:
+    """Return (sn, dongle sn) of the target's SNs, recording empty, malformed or foreign ones."""
+    field_name = "sns"
+    try:
+        sns = clean_sns(list(target.sns), field_name)
+    except RequestValidationError as exc:
+        errors.update(exc.errors)
+        return []
+    if target.kind == TargetKind.INVERTER and len(sns) != 1:
+        errors[field_name] = "one inverter: exactly one SN"
+        return []
+    if target.kind == TargetKind.CHARGERS:
+        known = dict.fromkeys(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", flat=True), "")
+    else:
+        known = dict(Inverter.objects.filter(account=account, removed=False, inverter_sn__in=sns)
+                     .values_list("inverter_sn", "dongle_sn"))
+    missing = [sn for sn in sns if sn not in known]
+    if missing:
+        what = "chargers" if target.kind == TargetKind.CHARGERS else "inverters"
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        errors[field_name] = f"not {what} of this account: {', '.join(missing[:10])}{more}"
+        return []
+    return [(sn, known[sn]) for sn in sns]
+
+
+def _chunks(sns: list[str]) -> list[list[str]]:
+    return [sns[i:i + MAX_SNS_PER_CALL] for i in range(0, len(sns), MAX_SNS_PER_CALL)]
+
+
+def action_label(params: dict[str, Any]) -> str:
+    """Return a short human description of validated control parameters."""
+    st = int(params["superType"])
+    if st == 1:
+        return "System on" if params.get("systemSwitch") == "1" else "System off"
+    mode = int(params["mode"])
+    name = MODES[st][mode]
+    if st == 2 and mode == 3:
+        name = {0: "Manual stop", 1: "Forced charge", 2: "Forced discharge"}[int(params["manualMode"])]
+    if "activePower" in params:
+        name += f" {params['activePower']} W"
+    elif "targetSoc" in params:
+        name += f" to {params['targetSoc']} %"
+    elif "targetEnergy" in params:
+        name += f" {params['targetEnergy']} Wh"
+    return name if st == 2 else f"{SUPER_TYPES[st]}: {name}"
+
+
+# Planning -------------------------------------------------------------------------------------
+
+def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any]) -> CostPlan:
+    """Return the calls the command needs (send + estimated polls), when it would go out given the
+    queue and the budget, and its share of today's budget. Raises CommandError."""
+    resolved = _resolve(account, target, action)
+    return _plan(account, resolved)
+
+
+def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
+    now = timezone.now()
+    sends = len(resolved.batches)
+    polls = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE * sends
+    ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
+                                   not_before__lte=now).count()
+    budget = calls.budget_of(account, now)
+    goes_out_at = now
+    if account.is_paused(now) and account.paused_until:
+        goes_out_at = account.paused_until
+    backlog = ahead + 1 - budget.minute_free
+    if backlog > 0:
+        per_minute = max(1, budget.minute_limit - budget.minute_margin)
+        goes_out_at = max(goes_out_at, now + timedelta(seconds=settings.SOLAX_MINUTE_SECONDS
+                                                        * math.ceil(backlog / per_minute)))
+    return CostPlan(endpoint=resolved.endpoint, devices=len(resolved.devices), sends=sends, polls=polls,
+                    queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
+                    day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches)
+
+
+# Creating -------------------------------------------------------------------------------------
+
+def callback_url(account: SolaxAccount) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.callback_secret}/"
+
+
+def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
+                   ip: str | None = None, source: str = "manual", retry_of: Command | None = None) -> Command:
+    """Validate (CommandError on any bad field, nothing written), then write the Command, its
+    DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command."""
+    resolved = _resolve(account, target, action)
+    if retry_of is not None and retry_of.account_id != account.pk:
+        raise CommandError({"retry_of": "not a command of this account"})
+    now = timezone.now()
+    with transaction.atomic():
+        command = Command.objects.create(
+            account=account, kind=resolved.kind, target_kind=target.kind,
+            group=target.group if target.kind == TargetKind.GROUP else None,
+            sns=[] if target.kind == TargetKind.GROUP else [sn for sn, _ in resolved.devices],
+            action=resolved.params, label=resolved.label, state=CommandState.QUEUED, created=now,
+            created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
+            source=source, retry_of=retry_of, devices_total=len(resolved.devices),
+            expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
+        )
+        dongles = dict(resolved.devices)
+        for chunk in resolved.batches:
+            members = chunk or [sn for sn, _ in resolved.devices]
+            batch = CommandBatch.objects.create(command=command, sns=chunk)
+            DeviceResult.objects.bulk_create(
+                DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members)
+            call = calls.enqueue(account, resolved.endpoint, _send_params(account, command, resolved, chunk),
+                                 purpose=command.label, handler="commands.sent", context={"batch": batch.pk},
+                                 origin_kind="command", origin_code=command.code)
+            batch.call = call
+            batch.save(update_fields=["call"])
+    log.info("command %s queued: %s (%s devices, %s call(s))", command.code, command.label,
+             command.devices_total, len(resolved.batches))
+    return command
+
+
+def _send_params(account: SolaxAccount, command: Command, resolved: _Resolved, chunk: list[str]) -> dict[str, Any]:
+    if resolved.endpoint == "pile_cmd":
+        return endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], callback_url(account))
+    spec = dict(resolved.params)
+    if resolved.endpoint == "group_control":
+        assert command.group is not None
+        return endpoints.group_control_params(command.group.remote_id, spec)
+    if resolved.endpoint == "single_control":
+        return endpoints.single_control_params(chunk[0], spec)
+    return endpoints.batch_control_params(chunk, spec)
+
+
+# Following ------------------------------------------------------------------------------------
+
+def _poll_delay(polls: int) -> timedelta:
+    return timedelta(seconds=min(settings.COMMAND_POLL_CAP_SECONDS, settings.COMMAND_POLL_BASE_SECONDS * 2 ** polls))
+
+
+def _batch_of(call: ApiCall) -> CommandBatch | None:
+    batch_id = (call.context or {}).get("batch")
+    if not isinstance(batch_id, int):
+        log.warning("call %s names no batch", call.code)
+        return None
+    batch = (CommandBatch.objects.select_for_update().select_related("command", "command__account")
+             .filter(pk=batch_id).first())
+    if batch is None:
+        log.warning("call %s names batch %s, which is gone", call.code, batch_id)
+    return batch
+
+
+def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: str) -> None:
+    """Queue the batch's next poll after its backoff, unless the command will have expired by then."""
+    command = batch.command
+    at = timezone.now() + _poll_delay(batch.polls)
+    if command.expires_at and at > command.expires_at:
+        at = command.expires_at  # one last look just before it expires
+    batch.polls += 1
+    batch.next_poll_at = at
+    batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
+    calls.enqueue(command.account, endpoint, params, purpose=f"follow {command.label}"[:200], handler=handler,
+                  context={"batch": batch.pk}, origin_kind="command", origin_code=command.code,
+                  priority=Priority.POLL, not_before=at)
+
+
+def _read(call: ApiCall, outcome: calls.Outcome) -> Any:
+    """Return the parsed result of a succeeded call; raise SolaxError if it cannot be read."""
+    envelope = outcome.envelope or parse_envelope(call.response)
+    return endpoints.RESULT_PARSERS[call.endpoint](envelope)
+
+
+def _error_text(call: ApiCall, outcome: calls.Outcome) -> str:
+    if outcome.error is not None:
+        return str(outcome.error)[:500]
+    return (call.error or "failed")[:500]
+
+
+@calls.register("commands.sent")
+def on_sent(call: ApiCall, outcome: calls.Outcome) -> None:
+    """The control call of a batch finished: start following it, or settle its devices."""
+    batch = _batch_of(call)
+    if batch is None:
+        return
+    command = batch.command
+    results = DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING)
+    now = timezone.now()
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            vendor_id = _read(call, outcome)
+        except SolaxError as exc:
+            outcome = calls.Outcome(state=CallState.UNKNOWN, error=exc)  # it arrived, but no id to follow
+        else:
+            if call.endpoint == "pile_cmd":
+                batch.task_id = vendor_id
+                batch.state = CommandState.RUNNING
+                batch.next_poll_at = now + timedelta(seconds=settings.COMMAND_CALLBACK_GRACE_SECONDS)
+                batch.save(update_fields=["task_id", "state", "next_poll_at"])
+            else:
+                batch.vendor_command_id = vendor_id
+                batch.state = CommandState.ACCEPTED
+                _poll(batch, "query_command", endpoints.query_command_params(vendor_id), "commands.task")
+            refresh(command)
+            return
+    state = DeviceState.UNKNOWN if outcome.state == CallState.UNKNOWN else DeviceState.FAILED
+    batch.state = CommandState.UNKNOWN if state == DeviceState.UNKNOWN else CommandState.FAILED
+    batch.save(update_fields=["state"])
+    text = _error_text(call, outcome)
+    if state == DeviceState.UNKNOWN:
+        text = f"delivery unknown: {text}"
+    results.update(state=state, answer=text[:500], answered_at=now)
+    refresh(command)
+
+
+@calls.register("commands.task")
+def on_task(call: ApiCall, outcome: calls.Outcome) -> None:
+    """query_command answered: with a task id, poll results; without one yet, ask again later."""
+    batch = _batch_of(call)
+    if batch is None or batch.command.state in FINAL_STATES:
+        return
+    task_id = None
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            task_id = _read(call, outcome)
+        except SolaxError:
+            task_id = None
+    if task_id:
+        batch.task_id = task_id
+        batch.state = CommandState.RUNNING
+        _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result")
+    elif not _expired(batch.command):
+        _poll(batch, "query_command", endpoints.query_command_params(batch.vendor_command_id), "commands.task")
+    refresh(batch.command)
+
+
+@calls.register("commands.result")
+def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
+    """getQueryResult answered (per dongle SN): record each device's answer; poll again while some
+    are pending and the command has not expired."""
+    batch = _batch_of(call)
+    if batch is None or batch.command.state in FINAL_STATES:
+        return
+    answers: dict[str, str | None] = {}
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            answers = _read(call, outcome)
+        except SolaxError:
+            answers = {}
+    now = timezone.now()
+    pending = list(DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING))
+    changed = []
+    for result in pending:
+        answer = answers.get(result.dongle_sn) if result.dongle_sn else answers.get(result.sn)
+        if answer is None:
+            continue
+        result.state = DeviceState.SUCCEEDED if answer.strip().lower() == "success" else DeviceState.FAILED
+        result.answer = answer[:500]
+        result.answered_at = now
+        changed.append(result)
+    DeviceResult.objects.bulk_update(changed, ["state", "answer", "answered_at"])
+    if len(changed) == len(pending):
+        batch.state = CommandState.SUCCEEDED
+        batch.save(update_fields=["state"])
+    elif not _expired(batch.command):
+        _poll(batch, "query_result", endpoints.query_result_params(batch.task_id), "commands.result")
+    refresh(batch.command)
+
+
+@calls.register("commands.pile_info")
+def on_pile_info(call: ApiCall, outcome: calls.Outcome) -> None:
+    """A getPileInfo check of a charger whose callback never came: the mode it reports tells."""
+    result_id = (call.context or {}).get("result")
+    result = (DeviceResult.objects.select_related("command").filter(pk=result_id).first()
+              if isinstance(result_id, int) else None)
+    if result is None or result.state != DeviceState.PENDING or outcome.state != CallState.SUCCEEDED:
+        return
+    try:
+        info = _read(call, outcome)
+    except SolaxError:
+        return
+    wanted = result.command.action.get("chargerMode")
+    if info.mode == wanted:
+        result.state = DeviceState.SUCCEEDED
+        result.answer = f"no callback; getPileInfo reports mode {PILE_MODE_LABELS.get(info.mode, info.mode)}"
+    else:
+        result.state = DeviceState.FAILED
+        shown = PILE_MODE_LABELS.get(info.mode, info.mode) if info.mode is not None else "unknown"
+        result.answer = f"no callback; getPileInfo reports mode {shown}, status {info.status}"
+    result.answered_at = timezone.now()
+    result.save(update_fields=["state", "answer", "answered_at"])
+    refresh(result.command)
+
+
+def _expired(command: Command) -> bool:
+    return command.expires_at is not None and timezone.now() >= command.expires_at
+
+
+def refresh(command: Command) -> Command:
+    """Recount the command's device results and derive its state (one aggregate, one update)."""
+    counts = DeviceResult.objects.filter(command=command).aggregate(
+        answered=Count("id", filter=~Q(state=DeviceState.PENDING)),
+        succeeded=Count("id", filter=Q(state=DeviceState.SUCCEEDED)),
+        failed=Count("id", filter=Q(state__in=[DeviceState.FAILED, DeviceState.NO_ANSWER])),
+        unknown=Count("id", filter=Q(state=DeviceState.UNKNOWN)),
+    )
+    command.devices_answered = counts["answered"]
+    command.devices_succeeded = counts["succeeded"]
+    command.devices_failed = counts["failed"]
+    state = _derive_state(command, counts["unknown"])
+    fields = ["devices_answered", "devices_succeeded", "devices_failed", "state"]
+    if state in FINAL_STATES and command.finished_at is None:
+        command.finished_at = timezone.now()
+        fields.append("finished_at")
+    command.state = state
+    Command.objects.filter(pk=command.pk).update(**{name: getattr(command, name) for name in fields})
+    return command
+
+
+def _derive_state(command: Command, unknown: int) -> str:
+    if command.state == CommandState.CANCELLED:
+        return command.state
+    if unknown and not command.resolution:
+        return CommandState.UNKNOWN
+    total = command.devices_total
+    if command.devices_answered < total:
+        batches = set(CommandBatch.objects.filter(command=command).values_list("state", flat=True))
+        if batches <= {CommandState.QUEUED}:
+            return CommandState.QUEUED
+        if CommandState.RUNNING in batches or command.devices_answered:
+            return CommandState.RUNNING
+        return CommandState.ACCEPTED
+    if command.devices_succeeded == total:
+        return CommandState.SUCCEEDED
+    if command.devices_succeeded == 0:
+        no_answer = DeviceResult.objects.filter(command=command, state=DeviceState.NO_ANSWER).count()
+        return CommandState.EXPIRED if no_answer == total else CommandState.FAILED
+    return CommandState.PARTIAL
+
+
+# Expiry, missing callbacks --------------------------------------------------------------------
+
+def expire_due(now: datetime | None = None) -> int:
+    """Settle commands past their expiry: pending devices get "no answer", queued polls are cancelled.
+    Returns how many commands expired."""
+    now = now or timezone.now()
+    expired = 0
+    due = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING],
+                                 expires_at__lte=now).values_list("pk", flat=True)
+    for pk in list(due[:500]):
+        with transaction.atomic():
+            command = Command.objects.select_for_update().filter(pk=pk).first()
+            if command is None or command.state in FINAL_STATES or command.state == CommandState.UNKNOWN:
+                continue
+            for call in ApiCall.objects.filter(origin_code=command.code, state=CallState.QUEUED,
+                                               priority__gte=Priority.POLL):
+                calls.cancel(call)
+            DeviceResult.objects.filter(command=command, state=DeviceState.PENDING).update(
+                state=DeviceState.NO_ANSWER, answer="no answer before the command expired", answered_at=now)
+            CommandBatch.objects.filter(command=command).exclude(
+                state__in=[CommandState.FAILED, CommandState.UNKNOWN]).update(state=CommandState.EXPIRED)
+            refresh(command)
+            expired += 1
+    return expired
+
+
+def check_missing_callbacks(now: datetime | None = None) -> int:
+    """Queue one getPileInfo per charger still pending once a batch's callback grace has passed (at
+    most one check per charger and command: a budgeted fallback, not a poll loop). Returns how many."""
+    now = now or timezone.now()
+    queued = 0
+    batches = (CommandBatch.objects.filter(state=CommandState.RUNNING, command__kind=CommandKind.CHARGER_MODE,
+                                           next_poll_at__lte=now, polls=0)
+               .select_related("command", "command__account"))
+    for batch in batches[:200]:
+        with transaction.atomic():
+            if CommandBatch.objects.filter(pk=batch.pk, polls=0).update(polls=1) != 1:
+                continue
+            for result in DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING):
+                calls.enqueue(batch.command.account, "pile_info", endpoints.pile_info_params(result.sn),
+                              purpose=f"no callback from {result.sn}", priority=Priority.POLL,
+                              handler="commands.pile_info", context={"result": result.pk},
+                              origin_kind="command", origin_code=batch.command.code)
+                queued += 1
+    return queued
+
+
+def tick() -> dict[str, int]:
+    """The beat tick of commands: expire the overdue, check chargers whose callbacks stayed away."""
+    return {"expired": expire_due(), "pile_checks": check_missing_callbacks()}
+
+
+# Operators' decisions -------------------------------------------------------------------------
+
+def retry_target(command: Command) -> Target:
+    """Return the target of "retry failed devices only": the devices that failed or never answered.
+    Raises CommandError when every device succeeded."""
+    sns = tuple(command.results.filter(state__in=[DeviceState.FAILED, DeviceState.NO_ANSWER])
+                .values_list("sn", flat=True))
+    if not sns:
+        raise CommandError({"target": "no device of this command failed"})
+    if command.kind == CommandKind.CHARGER_MODE:
+        return Target(TargetKind.CHARGERS, sns=sns)
+    return Target(TargetKind.INVERTER if len(sns) == 1 else TargetKind.SELECTION, sns=sns)
+
+
+def stored_action(command: Command) -> dict[str, Any]:
+    """Return the command's action in the form create_command takes (ints)."""
+    return {key: int(value) for key, value in command.action.items()}
+
+
+def resolve_unknown(command: Command, resolution: str, *, user: Any, ip: str | None = None) -> Command | None:
+    """Record an operator's decision on an UNKNOWN command. "sent again" also creates the new command
+    (returned) for the devices whose delivery was unknown. Raises CommandError if it is not UNKNOWN."""
+    if resolution not in Resolution.values:
+        raise CommandError({"resolution": "choose delivered, not delivered or send again"})
+    with transaction.atomic():
+        locked = Command.objects.select_for_update().get(pk=command.pk)
+        if locked.state != CommandState.UNKNOWN or locked.resolution:
+            raise CommandError({"resolution": "this command does not wait for a decision"})
+        unknown = list(locked.results.filter(state=DeviceState.UNKNOWN).values_list("sn", flat=True))
+        name = getattr(user, "username", "an operator")
+        if resolution == Resolution.DELIVERED:
+            new_state, text = DeviceState.SUCCEEDED, f"marked delivered by {name}"
+        else:
+            new_state, text = DeviceState.FAILED, f"marked not delivered by {name}"
+        locked.results.filter(state=DeviceState.UNKNOWN).update(state=new_state, answer=text)
+        locked.resolution = resolution
+        locked.resolved_by = user
+        locked.resolved_at = timezone.now()
+        locked.save(update_fields=["resolution", "resolved_by", "resolved_at"])
+        refresh(locked)
+        again = None
+        if resolution == Resolution.SENT_AGAIN and unknown:
+            kind = TargetKind.CHARGERS if locked.kind == CommandKind.CHARGER_MODE else (
+                TargetKind.INVERTER if len(unknown) == 1 else TargetKind.SELECTION)
+            target = Target(kind, sns=tuple(unknown))
+            if locked.target_kind == TargetKind.GROUP and locked.group and not locked.group.removed:
+                target = Target(TargetKind.GROUP, group=locked.group)
+            again = create_command(locked.account, target, stored_action(locked), user=user, ip=ip,
+                                   source="resend", retry_of=locked)
+    command.refresh_from_db()
+    return again
