@@ -110,13 +110,37 @@ def clean_action(raw: str, kind: str | None, label: str) -> dict[str, int]:
     return {name: int(value) for name, value in params.items()}
 
 
+# The actions operators schedule every day, so that nobody has to write parameters by hand. Work
+# modes carry the documented minimum SoC of 10 % and no grid charging; anything else is a custom action.
+ACTION_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
+    "forced_charge": ("Manual: forced charge", {"superType": 2, "mode": 3, "manualMode": 1}),
+    "forced_discharge": ("Manual: forced discharge", {"superType": 2, "mode": 3, "manualMode": 2}),
+    "manual_stop": ("Manual: stop charging and discharging", {"superType": 2, "mode": 3, "manualMode": 0}),
+    "self_use": ("Self use (min SoC 10 %, no grid charging)",
+                 {"superType": 2, "mode": 0, "minSoc": 10, "chargeFromGridEN": 0, "chargeFromGridUpperSoC": 100}),
+    "feed_in": ("Feed-in priority (min SoC 10 %)",
+                {"superType": 2, "mode": 1, "minSoc": 10, "chargeFromGridUpperSoC": 100}),
+    "backup": ("Backup (min SoC 10 %)", {"superType": 2, "mode": 2, "minSoc": 10, "chargeFromGridUpperSoC": 100}),
+    "system_on": ("System on", {"superType": 1, "systemSwitch": 1}),
+    "system_off": ("System off", {"superType": 1, "systemSwitch": 0}),
+    "ev_stop": ("EV chargers: STOP", {"chargerMode": 0}),
+    "ev_fast": ("EV chargers: FAST", {"chargerMode": 1}),
+    "ev_eco": ("EV chargers: ECO", {"chargerMode": 2}),
+    "ev_green": ("EV chargers: GREEN", {"chargerMode": 3}),
+}
+PRESET_CHOICES = [("", "Custom (parameters below)")] + [(key, label) for key, (label, _) in ACTION_PRESETS.items()]
+
+
 class ScheduleForm(TargetForm):
     name = forms.CharField(max_length=100)
-    start_action = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
-                                   help_text='As for commands, e.g. {"superType": 2, "mode": 3, "manualMode": 1}; '
-                                             'chargers {"chargerMode": 3}.')
-    end_action = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}),
-                                 help_text='Sent when the window closes, e.g. back to self use.')
+    start_preset = forms.ChoiceField(label="Start action", choices=PRESET_CHOICES, required=False)
+    start_action = forms.CharField(label="Custom start action", required=False,
+                                   widget=forms.Textarea(attrs={"rows": 2}),
+                                   help_text='Only for a custom action, as for commands: e.g. {"superType": 2, '
+                                             '"mode": 3, "manualMode": 1}; chargers {"chargerMode": 3}.')
+    end_preset = forms.ChoiceField(label="End action", choices=PRESET_CHOICES, required=False,
+                                   help_text="Sent when the window closes, e.g. back to self use.")
+    end_action = forms.CharField(label="Custom end action", required=False, widget=forms.Textarea(attrs={"rows": 2}))
     start_time = forms.TimeField(widget=TIME_WIDGET)
     end_time = forms.TimeField(widget=TIME_WIDGET, help_text="Not later than the start: the window ends the next day.")
     date = forms.DateField(label="One date", required=False, widget=DATE_WIDGET,
@@ -128,8 +152,9 @@ class ScheduleForm(TargetForm):
     valid_until = forms.DateField(required=False, widget=DATE_WIDGET)
     enabled = forms.BooleanField(required=False, initial=True)
 
-    field_order = ["name", "account", "target_kind", "group", "sns", "start_action", "start_time", "end_action",
-                   "end_time", "date", "weekdays", "timezone", "valid_from", "valid_until", "enabled"]
+    field_order = ["name", "account", "target_kind", "group", "sns", "start_preset", "start_action", "start_time",
+                   "end_preset", "end_action", "end_time", "date", "weekdays", "timezone", "valid_from",
+                   "valid_until", "enabled"]
 
     def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -151,12 +176,16 @@ class ScheduleForm(TargetForm):
         cleaned = super().clean() or {}
         self.clean_target(cleaned)
         kind = cleaned.get("target_kind")
-        for name, label in (("start_action", "Start action"), ("end_action", "End action")):
-            if name in cleaned:
-                try:
-                    cleaned[name] = clean_action(cleaned[name], kind, label)
-                except ValidationError as exc:
-                    self.add_error(name, exc)
+        for edge, label in (("start", "Start action"), ("end", "End action")):
+            name, preset = f"{edge}_action", cleaned.get(f"{edge}_preset")
+            raw = json.dumps(ACTION_PRESETS[preset][1]) if preset else (cleaned.get(name) or "").strip()
+            if not raw:
+                self.add_error(f"{edge}_preset", f"Choose the {label.lower()}, or write a custom one.")
+                continue
+            try:
+                cleaned[name] = clean_action(raw, kind, label)
+            except ValidationError as exc:
+                self.add_error(f"{edge}_preset" if preset else name, exc)
         start, end = cleaned.get("start_time"), cleaned.get("end_time")
         if start is not None and end is not None and start.replace(second=0) == end.replace(second=0):
             self.add_error("end_time", "The end equals the start: a window needs a length.")

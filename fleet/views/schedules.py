@@ -22,7 +22,7 @@ from fleet import schedules
 from fleet.access import current_membership, get_for_org, require_operator
 from fleet.forms import client_address
 from fleet.models import DeviceResult, Occurrence, Schedule, SolaxAccount
-from fleet.schedule_forms import DeviceWindowsForm, ScheduleForm
+from fleet.schedule_forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
 from fleet.views.base import HtmxHttpRequest
 
 PAGE_SIZE = 25
@@ -111,11 +111,22 @@ def _assign(schedule: Schedule, data: dict[str, Any]) -> None:
         setattr(schedule, name, data[name])
 
 
+def _preset_or_custom(action: dict[str, int]) -> tuple[str, str]:
+    """Return (preset key, "") for a preset action, else ("", its JSON) for the custom field."""
+    for key, (_, preset) in ACTION_PRESETS.items():
+        if preset == action:
+            return key, ""
+    return "", json.dumps(action)
+
+
 def _initial(schedule: Schedule) -> dict[str, Any]:
+    (start_preset, start_action), (end_preset, end_action) = (
+        _preset_or_custom(schedule.start_action), _preset_or_custom(schedule.end_action))
     return {
+        "start_preset": start_preset, "end_preset": end_preset,
         "account": schedule.account.code, "name": schedule.name, "target_kind": schedule.target_kind,
         "group": str(schedule.group.code) if schedule.group else "", "sns": ", ".join(schedule.sns),
-        "start_action": json.dumps(schedule.start_action), "end_action": json.dumps(schedule.end_action),
+        "start_action": start_action, "end_action": end_action,
         "start_time": schedule.start_time, "end_time": schedule.end_time, "date": schedule.date,
         "weekdays": [str(d) for d in schedule.weekdays], "timezone": schedule.timezone,
         "valid_from": schedule.valid_from, "valid_until": schedule.valid_until, "enabled": schedule.enabled,

@@ -129,3 +129,43 @@ def test_device_windows_need_every_time_of_the_second_period(org, account, fleet
 def test_device_windows_are_for_inverters_only(org, account, fleet):
     f = DeviceWindowsForm(windows(account, fleet, target_kind="chargers", sns="EV1"), organization=org)
     assert not f.is_valid() and "target_kind" in f.errors
+
+
+def test_a_preset_action_needs_no_parameters_written_by_hand(org, account):  # type: ignore[no-untyped-def]
+    from fleet.models import Group
+    from fleet.schedule_forms import ACTION_PRESETS, ScheduleForm
+
+    group = Group.objects.create(account=account, remote_id="77", name="North")
+    form = ScheduleForm({
+        "name": "Night", "account": str(account.code), "target_kind": "group", "group": str(group.code),
+        "start_preset": "forced_charge", "end_preset": "self_use", "start_time": "02:00", "end_time": "05:00",
+        "weekdays": ["0", "1"], "enabled": "on"}, organization=org)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["start_action"] == ACTION_PRESETS["forced_charge"][1]
+    assert form.cleaned_data["end_action"] == ACTION_PRESETS["self_use"][1]
+
+
+def test_without_preset_or_custom_action_the_form_says_so(org, account):  # type: ignore[no-untyped-def]
+    from fleet.models import Group
+    from fleet.schedule_forms import ScheduleForm
+
+    group = Group.objects.create(account=account, remote_id="77", name="North")
+    form = ScheduleForm({
+        "name": "Night", "account": str(account.code), "target_kind": "group", "group": str(group.code),
+        "start_time": "02:00", "end_time": "05:00", "weekdays": ["0"]}, organization=org)
+    assert not form.is_valid()
+    assert "Choose the start action" in str(form.errors["start_preset"])
+    assert "Choose the end action" in str(form.errors["end_preset"])
+
+
+def test_an_ev_preset_on_inverters_is_refused(org, account):  # type: ignore[no-untyped-def]
+    from fleet.models import Group
+    from fleet.schedule_forms import ScheduleForm
+
+    group = Group.objects.create(account=account, remote_id="77", name="North")
+    form = ScheduleForm({
+        "name": "Night", "account": str(account.code), "target_kind": "group", "group": str(group.code),
+        "start_preset": "ev_green", "end_preset": "self_use", "start_time": "02:00", "end_time": "05:00",
+        "weekdays": ["0"]}, organization=org)
+    assert not form.is_valid()
+    assert "chargerMode is for EV chargers" in str(form.errors["start_preset"])
