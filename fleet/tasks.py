@@ -23,3 +23,19 @@ def sweep_calls() -> int:
 def prune_attempts() -> int:
     """Hourly: forget budget rows the budget no longer looks at."""
     return calls.prune_attempts()
+
+
+# The mirror (issue 5). Importing the services registers their call handlers in the worker.
+from fleet import bindings, chargers, mirror, sync  # noqa: E402, F401
+
+
+@shared_task(ignore_result=True)
+def sync_fleets() -> int:
+    """Beat tick: start the periodic sync of every account that is due and can afford it."""
+    return len(sync.sync_due_accounts())
+
+
+@shared_task(ignore_result=True)
+def read_charger_status() -> int:
+    """Beat tick: queue the next round-robin getPileInfo within each account's budget share."""
+    return chargers.status_tick_all()
