@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from fleet import mirror, sync
 from fleet.access import current_membership, require_operator
@@ -233,6 +233,7 @@ def sync_run(request: HtmxHttpRequest, code: str) -> HttpResponse:
     response = render(request, "fleet/groups.html#sync", {"run": run, "account": run.account})
     if request.htmx and run.state != sync.RUNNING:
         response.status_code = HttpResponseStopPolling.status_code
+        trigger_client_event(response, "fleetSynced")  # the list below reloads itself
     return response
 
 
