@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import statistics
 import time
-import resource
 
 import pytest
 from django.db import connection

@@ -63,7 +63,8 @@ def test_an_operator_manages_the_fleet(page, live_server, login, operator, sim_a
     expect(page.locator("#groups-list table")).to_contain_text("Browser renamed", timeout=10_000)
 
     page.locator("#groups-list tr", has_text="Browser renamed").locator("input[type=checkbox]").check()
-    page.locator("#groups-list tbody tr").filter(has_not_text="Browser renamed").first.locator("input[type=checkbox]").check()
+    other = page.locator("#groups-list tbody tr").filter(has_not_text="Browser renamed").first
+    other.locator("input[type=checkbox]").check()
     page.click("text=Delete selected…")
     expect(page.locator("#confirm-box")).to_contain_text("Delete 2 groups in SolaX Cloud?")
     page.locator("#confirm-box button", has_text="Delete").click()
