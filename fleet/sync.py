@@ -71,7 +71,8 @@ def _enqueue_member_page(run: SyncRun, group: Group, number: int, *, full: bool)
         run.account, "inverter_query", endpoints.inverter_query_params(group.remote_id, number, page_size()),
         purpose=f"sync: members of {group.name} page {number}", priority=Priority.READ,
         handler="sync.member_page",
-        context={"run": run.pk, "group": group.pk, "page": number, "full": full},
+        context={"run": run.pk, "group": group.pk, "remote_id": group.remote_id, "name": group.name,
+                 "count": group.device_count, "page": number, "full": full},
         origin_kind=ORIGIN, origin_code=run.code,
     )
 
@@ -150,7 +151,7 @@ def apply_member_page(run: SyncRun, group: Group, page: Page[RemoteMember]) -> i
     account = run.account
     tz = _tz(account)
     now = timezone.now()
-    rows = [Inverter(account=account, group_id=group.pk, remote_id=item.id,
+    rows = [Inverter(account_id=account.pk, group_id=group.pk, remote_id=item.id,
                      inverter_sn=item.inverter_sn or "", dongle_sn=item.wifi_sn or "",
                      rated_power=item.rated_power, in_group=item.in_group,
                      remote_created=remote_time(item.create_time, tz),
@@ -223,9 +224,14 @@ def on_group_page(call: ApiCall, outcome: calls.Outcome) -> None:
 @calls.register("sync.member_page")
 def on_member_page(call: ApiCall, outcome: calls.Outcome) -> None:
     run = _run_for(call)
-    group = Group.objects.filter(pk=call.context.get("group")).first()
-    if run is None or group is None:
+    if run is None:
         return
+    # The group as its group page saw it, from the context: one query less per page. Should the local
+    # group be deleted meanwhile, the upsert fails on its foreign key, the handler's savepoint rolls
+    # back, and the beat tick (sync_due_accounts) finishes the run.
+    ctx = call.context
+    group = Group(pk=ctx["group"], account_id=run.account_id, remote_id=ctx["remote_id"], name=ctx["name"],
+                  device_count=ctx.get("count", 0))
     if outcome.state != CallState.SUCCEEDED or outcome.envelope is None:
         _count_call(run, outcome)
         _fail(run, call, outcome)
