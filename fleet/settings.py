@@ -264,7 +264,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
     "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
     "commands-tick": {"task": "fleet.tasks.command_tick", "schedule": 5.0, "options": {"expires": 10}},
+    # The mirror (issue 5): a periodic sync sized to the budget, and charger status round-robin.
+    "fleet-sync": {"task": "fleet.tasks.sync_fleets", "schedule": 300.0, "options": {"expires": 240}},
+    "charger-status": {"task": "fleet.tasks.read_charger_status", "schedule": 60.0, "options": {"expires": 50}},
 }
+
+# The mirror. Page size of group and member queries: the simulator's cap (1000) is the largest the
+# cloud is known to honour. A periodic sync starts when the last one is older than the interval and
+# the budget can pay for it; a group whose count and update time are unchanged is not re-read unless
+# its members were last read longer ago than FLEET_SYNC_FULL_HOURS (the cloud does not touch a
+# group's update time when one of its members is replaced).
+FLEET_SYNC_PAGE_SIZE = _int("FLEET_SYNC_PAGE_SIZE", 1000, minimum=1)
+FLEET_SYNC_INTERVAL_MINUTES = _int("FLEET_SYNC_INTERVAL_MINUTES", 360, minimum=1)
+FLEET_SYNC_FULL_HOURS = _int("FLEET_SYNC_FULL_HOURS", 24, minimum=1)
+# Share of the daily budget that charger status reads (getPileInfo) may spend, in percent.
+FLEET_CHARGER_STATUS_SHARE_PERCENT = _int("FLEET_CHARGER_STATUS_SHARE_PERCENT", 10, minimum=0)
 
 LOGGING = {
     "version": 1,

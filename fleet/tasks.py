@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls, commands, schedules
+from fleet import calls, chargers, commands, schedules, sync
 
 
 @shared_task(ignore_result=True)
@@ -29,6 +29,21 @@ def prune_attempts() -> int:
 def schedules_tick() -> int:
     """Every minute: fire the due edges of every schedule once; returns how many fired."""
     return schedules.tick().fired
+
+
+@shared_task(ignore_result=True)
 def command_tick() -> dict[str, int]:
     """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
     return commands.tick()
+
+
+@shared_task(ignore_result=True)
+def sync_fleets() -> int:
+    """Beat tick: start the periodic sync of every account that is due and can afford it."""
+    return len(sync.sync_due_accounts())
+
+
+@shared_task(ignore_result=True)
+def read_charger_status() -> int:
+    """Beat tick: queue the next round-robin getPileInfo within each account's budget share."""
+    return chargers.status_tick_all()

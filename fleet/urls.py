@@ -4,7 +4,20 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.views import auth, budget, callbacks, commands, dashboard, health, org, schedules
+from fleet.views import (
+    auth,
+    bindings,
+    budget,
+    callbacks,
+    chargers,
+    commands,
+    dashboard,
+    groups,
+    health,
+    inverters,
+    org,
+    schedules,
+)
 
 urlpatterns = [
     path("", dashboard.dashboard, name="fleet-dashboard"),
@@ -33,5 +46,30 @@ urlpatterns = [
     path("commands/<uuid:code>/", commands.command_detail, name="fleet-command-detail"),
     path("commands/<uuid:code>/resolve/", commands.command_resolve, name="fleet-command-resolve"),
     path("solax/callback/<str:secret>/", callbacks.solax_callback, name="fleet-callback"),
+    # The mirror (issue 5)
+    path("groups/", groups.groups, name="fleet-groups"),
+    path("groups/new/", groups.group_add, name="fleet-group-add"),
+    path("groups/delete/", groups.groups_delete, name="fleet-groups-delete"),
+    path("groups/search/", groups.group_cloud_search, name="fleet-groups-cloud-search"),
+    path("groups/export.csv", groups.groups_export, name="fleet-groups-export"),
+    path("groups/<uuid:code>/", inverters.group_detail, name="fleet-group"),
+    path("groups/<uuid:code>/rename/", groups.group_rename, name="fleet-group-rename"),
+    path("groups/<uuid:code>/delete/", groups.group_delete, name="fleet-group-delete"),
+    path("groups/<uuid:code>/members/add/", inverters.member_add, name="fleet-group-member-add"),
+    path("groups/<uuid:code>/members/remove/", inverters.members_remove, name="fleet-group-members-remove"),
+    path("groups/<uuid:code>/members/search/", inverters.member_cloud_search,
+         name="fleet-group-members-cloud-search"),
+    path("groups/<uuid:code>/members.csv", inverters.members_export, name="fleet-group-members-export"),
+    path("members/<uuid:code>/replace/", inverters.member_replace, name="fleet-group-member-replace"),
+    path("members/<uuid:code>/remove/", inverters.member_remove, name="fleet-group-member-remove"),
+    path("cloud-search/<uuid:code>/", groups.cloud_result, name="fleet-cloud-result"),
+    path("sync/", groups.sync_start, name="fleet-sync-start"),
+    path("sync/<uuid:code>/", groups.sync_run, name="fleet-sync-run"),
+    path("inverters/", inverters.inverters, name="fleet-inverters"),
+    path("chargers/", chargers.chargers, name="fleet-chargers"),
+    path("chargers/<uuid:code>/", chargers.charger_detail, name="fleet-charger"),
+    path("chargers/<uuid:code>/refresh/", chargers.charger_refresh, name="fleet-charger-refresh"),
+    path("chargers/<uuid:code>/remove/", chargers.charger_remove, name="fleet-charger-remove"),
+    path("binding/", bindings.binding, name="fleet-binding"),
     path("admin/", admin.site.urls),
 ]

@@ -22,6 +22,9 @@ class Group(models.Model):
     remote_updated = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     removed = models.BooleanField(default=False)  # left the cloud; kept for history
+    # When every member page of this group was last read: a sync may skip an unchanged group only
+    # when its members were read before (and not too long ago).
+    members_synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "remote_id"], name="group_remote_id")]

@@ -1,0 +1,238 @@
+"""Writes to the cloud's groups and members, at management priority, and their handlers.
+
+Every request is an ApiCall with a handler; the local row changes only in the handler, when the cloud
+confirms. ``context["codes"]`` names the local objects a call touches, so a page can show a pending
+change or the vendor's error beside each of them (``changes_for``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from fleet import calls
+from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount
+from solax import endpoints
+from solax.errors import RequestValidationError
+from solax.parsing import parse_envelope
+
+log = logging.getLogger("fleet.mirror")
+
+PENDING = (CallState.QUEUED, CallState.SENDING)
+RECENT = timedelta(minutes=30)  # how long a finished change stays on the page
+
+
+class MirrorError(Exception):
+    """A request that cannot be sent: ``errors`` maps a form field to its problem."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _params(build: Any, *args: Any) -> dict[str, Any]:
+    try:
+        params: dict[str, Any] = build(*args)
+    except RequestValidationError as exc:
+        raise MirrorError(dict(exc.errors)) from exc
+    return params
+
+
+def _enqueue(account: SolaxAccount, endpoint: str, params: dict[str, Any], purpose: str, *,
+             origin_kind: str, codes: Sequence[str], **context: Any) -> ApiCall:
+    return calls.enqueue(
+        account, endpoint, params, purpose=purpose, priority=Priority.MANAGEMENT, handler=f"mirror.{endpoint}",
+        context={"codes": list(codes), **context}, origin_kind=origin_kind,
+        origin_code=codes[0] if codes else None,
+    )
+
+
+# Requests ------------------------------------------------------------------------------------
+
+def request_group_add(account: SolaxAccount, name: str) -> ApiCall:
+    """Ask the cloud to create a group named ``name``; the Group row appears when it answers."""
+    params = _params(endpoints.group_add_params, name)
+    return _enqueue(account, "group_add", params, f"create group {params['name']}", origin_kind="group",
+                    codes=[], name=params["name"])
+
+
+def request_group_rename(group: Group, name: str) -> ApiCall:
+    params = _params(endpoints.group_update_params, group.remote_id, name)
+    return _enqueue(group.account, "group_update", params, f"rename group {group.name} to {params['name']}",
+                    origin_kind="group", codes=[str(group.code)], name=params["name"])
+
+
+def request_groups_delete(account: SolaxAccount, groups: Sequence[Group]) -> ApiCall:
+    """Delete one group (group_delete) or several in one call (group_delete_batch)."""
+    codes = [str(g.code) for g in groups]
+    if len(groups) == 1:
+        params = _params(endpoints.group_delete_params, groups[0].remote_id)
+        return _enqueue(account, "group_delete", params, f"delete group {groups[0].name}",
+                        origin_kind="group", codes=codes)
+    params = _params(endpoints.group_delete_batch_params, [g.remote_id for g in groups])
+    return _enqueue(account, "group_delete_batch", params, f"delete {len(groups)} groups",
+                    origin_kind="group", codes=codes)
+
+
+def request_member_add(group: Group, inverter_sn: str) -> ApiCall:
+    params = _params(endpoints.inverter_add_params, group.remote_id, inverter_sn)
+    return _enqueue(group.account, "inverter_add", params, f"add {params['inverterSn']} to {group.name}",
+                    origin_kind="member", codes=[], group=str(group.code), sn=params["inverterSn"])
+
+
+def request_member_replace(member: Inverter, new_sn: str) -> ApiCall:
+    params = _params(endpoints.inverter_update_params, member.remote_id, new_sn)
+    return _enqueue(member.account, "inverter_update", params,
+                    f"replace {member.inverter_sn} by {params['newInverterSn']}", origin_kind="member",
+                    codes=[str(member.code)], group=str(member.group.code), sn=params["newInverterSn"])
+
+
+def request_members_delete(group: Group, members: Sequence[Inverter]) -> ApiCall:
+    """Remove one member (inverter_delete) or several in one call (inverter_delete_batch)."""
+    codes = [str(m.code) for m in members]
+    if len(members) == 1:
+        params = _params(endpoints.inverter_delete_params, members[0].remote_id)
+        return _enqueue(group.account, "inverter_delete", params,
+                        f"remove {members[0].inverter_sn} from {group.name}", origin_kind="member",
+                        codes=codes, group=str(group.code))
+    params = _params(endpoints.inverter_delete_batch_params, [m.remote_id for m in members])
+    return _enqueue(group.account, "inverter_delete_batch", params,
+                    f"remove {len(members)} members from {group.name}", origin_kind="member", codes=codes,
+                    group=str(group.code))
+
+
+def request_group_search(account: SolaxAccount, name: str) -> ApiCall:
+    """The cloud's fuzzy search by name (a read at poll priority: the operator is waiting)."""
+    params = _params(endpoints.group_fuzzy_query_params, name)
+    return calls.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
+                         priority=Priority.POLL, origin_kind="group")
+
+
+def request_member_search(group: Group, wifi_sn: str | None, inverter_sn: str | None) -> ApiCall:
+    params = _params(endpoints.inverter_fuzzy_query_params, group.remote_id, wifi_sn, inverter_sn)
+    return calls.enqueue(group.account, "inverter_fuzzy_query", params,
+                         purpose=f"search members of {group.name}", priority=Priority.POLL,
+                         origin_kind="group", origin_code=group.code)
+
+
+def search_result(call: ApiCall) -> list[Any] | None:
+    """Return the items a finished fuzzy query found, or None while it is pending or if it failed."""
+    if call.state != CallState.SUCCEEDED or not call.response:
+        return None
+    page = endpoints.RESULT_PARSERS[call.endpoint](parse_envelope(call.response))
+    return list(page.items)
+
+
+# What a page shows ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Changes:
+    """The mirror's recent write calls of an account: all of them and, per local code, the latest."""
+
+    calls: list[ApiCall]
+    by_code: dict[str, ApiCall]
+
+    @property
+    def pending(self) -> bool:
+        return any(c.state in PENDING for c in self.calls)
+
+
+def changes_for(account: SolaxAccount, origin_kind: str, *, group_code: str | None = None,
+                limit: int = 20) -> Changes:
+    """Return the pending and recently finished writes of one kind (one query)."""
+    recent = (ApiCall.objects.filter(account=account, origin_kind=origin_kind, handler__startswith="mirror.",
+                                     created__gte=timezone.now() - RECENT)
+              .only("code", "endpoint", "purpose", "state", "error", "created", "context", "finished_at")
+              .order_by("-created", "-id"))
+    if group_code:
+        recent = recent.filter(context__group=group_code)
+    found = list(recent[:limit])
+    by_code: dict[str, ApiCall] = {}
+    for call in found:  # newest first: the first call naming a code is its latest
+        for code in call.context.get("codes", []):
+            by_code.setdefault(code, call)
+    return Changes(calls=found, by_code=by_code)
+
+
+# Handlers: the cloud confirmed (or refused); only now does the mirror change -----------------
+
+def _ok(outcome: calls.Outcome) -> bool:
+    return outcome.state == CallState.SUCCEEDED and outcome.envelope is not None
+
+
+@calls.register("mirror.group_add")
+def on_group_add(call: ApiCall, outcome: calls.Outcome) -> None:
+    if not _ok(outcome):
+        return
+    assert outcome.envelope is not None
+    remote_id = endpoints.RESULT_PARSERS["group_add"](outcome.envelope)
+    now = timezone.now()
+    group, _ = Group.objects.update_or_create(
+        account=call.account, remote_id=remote_id,
+        defaults={"name": call.context["name"], "removed": False, "remote_created": now, "remote_updated": None,
+                  "device_count": 0, "members_synced_at": now})
+    ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(group.code)]})
+
+
+@calls.register("mirror.group_update")
+def on_group_update(call: ApiCall, outcome: calls.Outcome) -> None:
+    if _ok(outcome):
+        Group.objects.filter(account=call.account, code__in=call.context["codes"]).update(
+            name=call.context["name"])
+
+
+def _groups_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
+    if not _ok(outcome):
+        return
+    groups = Group.objects.filter(account=call.account, code__in=call.context["codes"])
+    Inverter.objects.filter(group__in=groups, removed=False).update(removed=True)
+    groups.update(removed=True)
+
+
+calls.register("mirror.group_delete")(_groups_deleted)
+calls.register("mirror.group_delete_batch")(_groups_deleted)
+
+
+@calls.register("mirror.inverter_add")
+def on_member_add(call: ApiCall, outcome: calls.Outcome) -> None:
+    if not _ok(outcome):
+        return
+    assert outcome.envelope is not None
+    group = Group.objects.filter(account=call.account, code=call.context["group"]).first()
+    if group is None:
+        return
+    remote_id = endpoints.RESULT_PARSERS["inverter_add"](outcome.envelope)
+    member, _ = Inverter.objects.update_or_create(
+        account=call.account, remote_id=remote_id,
+        defaults={"group": group, "inverter_sn": call.context["sn"], "dongle_sn": "", "removed": False,
+                  "in_group": True, "remote_created": timezone.now()})
+    Group.objects.filter(pk=group.pk).update(device_count=F("device_count") + 1)
+    ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(member.code)]})
+
+
+@calls.register("mirror.inverter_update")
+def on_member_replace(call: ApiCall, outcome: calls.Outcome) -> None:
+    if _ok(outcome):
+        # The new inverter's dongle is not in the answer; the next sync reads it.
+        Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
+            inverter_sn=call.context["sn"], dongle_sn="", remote_updated=timezone.now())
+
+
+def _members_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
+    if not _ok(outcome):
+        return
+    members = Inverter.objects.filter(account=call.account, code__in=call.context["codes"], removed=False)
+    removed = members.update(removed=True)
+    Group.objects.filter(account=call.account, code=call.context["group"], device_count__gte=removed).update(
+        device_count=F("device_count") - removed)
+
+
+calls.register("mirror.inverter_delete")(_members_deleted)
+calls.register("mirror.inverter_delete_batch")(_members_deleted)
+

@@ -1,0 +1,46 @@
+"""Device binding: paste or upload registration numbers; requests of at most 100; each SN's outcome."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseStopPolling
+
+from fleet import bindings
+from fleet.access import require_operator
+from fleet.mirror_forms import MAX_SNS_PER_SUBMISSION, BindingForm
+from fleet.models import BindingRequest
+from fleet.views.base import HtmxHttpRequest
+from fleet.views.groups import account_for
+
+RECENT_REQUESTS = 20
+
+
+@require_http_methods(["GET", "POST"])
+def binding(request: HtmxHttpRequest) -> HttpResponse:
+    accounts, account = account_for(request)
+    context: dict[str, object] = {"accounts": accounts, "account": account, "limit": MAX_SNS_PER_SUBMISSION}
+    if account is None:
+        if request.method == "POST":
+            raise Http404("No SolaX account yet.")
+        return render(request, "fleet/binding.html", context)
+    form = BindingForm()
+    status = 200
+    if request.method == "POST":
+        require_operator(request)
+        form = BindingForm(request.POST, request.FILES)
+        if form.is_valid():
+            bindings.request_bindings(account, form.cleaned_data["sn_list"], request.user)
+            return redirect(f"{reverse('fleet-binding')}?account={account.code}")
+        status = 400
+    requests_ = list(BindingRequest.objects.filter(account=account).order_by("-created", "-id")[:RECENT_REQUESTS])
+    context.update(form=form, requests=requests_, categories=bindings.CATEGORIES,
+                   pending=any(r.state == "queued" for r in requests_))
+    if request.htmx and request.htmx.target == "binding-requests":
+        response = render(request, "fleet/binding.html#requests", context)
+        if not context["pending"]:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "fleet/binding.html", context, status=status)

@@ -1,0 +1,99 @@
+"""EV chargers: the list (add and remove by SN) and a detail page with status, its age and "refresh now"."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from fleet import chargers as service
+from fleet.access import current_membership, require_operator
+from fleet.mirror_forms import ChargerForm
+from fleet.models import ApiCall, Charger
+from fleet.views.base import HtmxHttpRequest
+from fleet.views.groups import _uuid, account_for, paginate
+
+
+def charger_for(request: HtmxHttpRequest, code: object) -> Charger:
+    """Return the charger with ``code`` of the user's organization, or 404."""
+    organization = current_membership(request).organization
+    charger = Charger.objects.select_related("account").filter(
+        code=_uuid(code), account__organization=organization).first()
+    if charger is None:
+        raise Http404("No such charger in your organization.")
+    return charger
+
+
+def _labels(charger: Charger) -> dict[str, str]:
+    return {"status": service.STATUS_LABELS.get(charger.status, str(charger.status))
+            if charger.status is not None else "",
+            "mode": service.MODE_LABELS.get(charger.mode, str(charger.mode)) if charger.mode is not None else ""}
+
+
+@require_http_methods(["GET", "POST"])
+def chargers(request: HtmxHttpRequest) -> HttpResponse:
+    """GET lists the chargers; POST adds one by SN (and reads its status)."""
+    accounts, account = account_for(request)
+    context: dict[str, object] = {"accounts": accounts, "account": account}
+    if account is None:
+        if request.method == "POST":
+            raise Http404("No SolaX account yet.")
+        return render(request, "fleet/chargers.html", context)
+    form = ChargerForm(account=account)
+    status = 200
+    if request.method == "POST":
+        require_operator(request)
+        form = ChargerForm(request.POST, account=account)
+        if form.is_valid():
+            charger = service.add_charger(account, form.cleaned_data["sn"], form.cleaned_data["label"])
+            return redirect("fleet-charger", code=charger.code)
+        status = 400
+    q = request.GET.get("q", "").strip()[:40]
+    rows = Charger.objects.filter(account=account)
+    if q:
+        rows = rows.filter(sn__icontains=q) | rows.filter(label__icontains=q)
+    page = paginate(rows.order_by("sn"), request)
+    context.update(form=form, q=q, page=page, share=service.daily_allowance(account),
+                   rows=[(c, _labels(c)) for c in page.object_list])
+    return render(request, "fleet/chargers.html", context, status=status)
+
+
+@require_GET
+def charger_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    charger = charger_for(request, code)
+    last = (ApiCall.objects.filter(account=charger.account, endpoint="pile_info", context__charger=charger.pk)
+            .order_by("-id").first())
+    context = {"charger": charger, "labels": _labels(charger), "last_call": last,
+               "pending": last is not None and last.state in ("queued", "sending")}
+    if request.htmx and request.htmx.target == "charger-status":
+        response = render(request, "fleet/charger_detail.html#status", context)
+        if not context["pending"]:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "fleet/charger_detail.html", context)
+
+
+@require_POST
+def charger_refresh(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    require_operator(request)
+    charger = charger_for(request, code)
+    service.request_status(charger)
+    if request.htmx:
+        last = service.pending_status(charger)
+        return render(request, "fleet/charger_detail.html#status", {
+            "charger": charger, "labels": _labels(charger), "last_call": last, "pending": True})
+    return redirect("fleet-charger", code=charger.code)
+
+
+@require_http_methods(["GET", "POST"])
+def charger_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """GET asks for confirmation; POST removes the charger from the dashboard (nothing in the cloud)."""
+    require_operator(request)
+    charger = charger_for(request, code)
+    if request.method == "GET":
+        return render(request, "fleet/charger_detail.html#confirm", {"charger": charger})
+    account = charger.account
+    charger.delete()
+    return redirect(f"{reverse('fleet-chargers')}?account={account.code}")

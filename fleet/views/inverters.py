@@ -1,0 +1,181 @@
+"""Group detail (its members: add, replace an SN, remove, batch remove) and all inverters across groups."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from fleet import mirror
+from fleet.access import current_membership, require_operator
+from fleet.mirror_forms import SelectionForm, SnForm
+from fleet.models import ApiCall, Group, Inverter
+from fleet.views.base import HtmxHttpRequest
+from fleet.views.groups import _uuid, account_for, csv_response, error_status, group_for, paginate
+
+
+def member_for(request: HtmxHttpRequest, code: object) -> Inverter:
+    """Return the member row with ``code`` of the user's organization, or 404."""
+    organization = current_membership(request).organization
+    member = (Inverter.objects.select_related("group", "account")
+              .filter(code=_uuid(code), account__organization=organization, removed=False).first())
+    if member is None:
+        raise Http404("No such member in your organization.")
+    return member
+
+
+def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object]:
+    q = request.GET.get("q", "").strip()[:40]
+    members = Inverter.objects.filter(group=group, removed=False)
+    if q:
+        members = members.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q))
+    page = paginate(members.order_by("inverter_sn", "pk").only(
+        "code", "inverter_sn", "dongle_sn", "rated_power", "in_group", "remote_created"), request)
+    changes = mirror.changes_for(group.account, "member", group_code=str(group.code))
+    rows = [(member, changes.by_code.get(str(member.code))) for member in page.object_list]
+    query = f"q={q}" if q else ""
+    return {"group": group, "account": group.account, "page": page, "rows": rows, "changes": changes, "q": q,
+            "query": query}
+
+
+def _render_detail(request: HtmxHttpRequest, group: Group, *, form: SnForm | None = None,
+                   status: int = 200) -> HttpResponse:
+    context = _members_context(request, group)
+    context["form"] = form or SnForm()
+    if request.htmx and request.htmx.target == "members":
+        return render(request, "fleet/group_detail.html#members", context, status=error_status(request, status))
+    cloud = request.GET.get("cloud")
+    if cloud:
+        call = ApiCall.objects.filter(account=group.account, code=_uuid(cloud), endpoint="inverter_fuzzy_query").first()
+        context.update(cloud_call=call, cloud_items=mirror.search_result(call) if call else None)
+    return render(request, "fleet/group_detail.html", context, status=status)
+
+
+@require_GET
+def group_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    group = group_for(request, code)
+    return _render_detail(request, group)
+
+
+def _back(request: HtmxHttpRequest, group: Group) -> HttpResponse:
+    if request.htmx:
+        context = _members_context(request, group)
+        context["form"] = SnForm()
+        return render(request, "fleet/group_detail.html#members", context)
+    return redirect("fleet-group", code=group.code)
+
+
+@require_POST
+def member_add(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    require_operator(request)
+    group = group_for(request, code)
+    if group.removed:
+        raise Http404("This group has left the cloud.")
+    form = SnForm(request.POST)
+    if form.is_valid():
+        sn = form.cleaned_data["sn"]
+        if Inverter.objects.filter(account=group.account, inverter_sn=sn, removed=False).exists():
+            form.add_error("sn", f"{sn} is a member of a group already; remove it there first.")
+    if not form.is_valid():
+        return _render_detail(request, group, form=form, status=400)
+    mirror.request_member_add(group, form.cleaned_data["sn"])
+    return _back(request, group)
+
+
+@require_POST
+def member_replace(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    require_operator(request)
+    member = member_for(request, code)
+    form = SnForm(request.POST)
+    if form.is_valid() and form.cleaned_data["sn"] == member.inverter_sn:
+        form.add_error("sn", "That is the SN it has already.")
+    if not form.is_valid():
+        return render(request, "fleet/group_detail.html#replace", {"member": member, "replace_form": form},
+                      status=error_status(request))
+    mirror.request_member_replace(member, form.cleaned_data["sn"])
+    return _back(request, member.group)
+
+
+@require_http_methods(["GET", "POST"])
+def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """GET asks for confirmation; POST sends the removal."""
+    require_operator(request)
+    member = member_for(request, code)
+    if request.method == "GET":
+        return render(request, "fleet/group_detail.html#confirm", {
+            "selected": [member], "group": member.group,
+            "action": reverse("fleet-group-member-remove", args=[member.code])})
+    mirror.request_members_delete(member.group, [member])
+    return _back(request, member.group)
+
+
+@require_POST
+def members_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """Batch removal: the first POST confirms the ticked members, ``confirm=1`` sends."""
+    require_operator(request)
+    group = group_for(request, code)
+    codes = [_uuid(c) for c in request.POST.getlist("codes")]
+    choices = [str(c) for c in Inverter.objects.filter(group=group, removed=False, code__in=codes)
+               .values_list("code", flat=True)]
+    form = SelectionForm(request.POST, choices=choices)
+    if not form.is_valid():
+        context = _members_context(request, group)
+        context.update(form=SnForm(), selection_errors=form.errors["codes"])
+        return render(request, "fleet/group_detail.html#members", context, status=error_status(request))
+    selected = list(Inverter.objects.filter(group=group, code__in=form.cleaned_data["codes"]))
+    if request.POST.get("confirm") != "1":
+        return render(request, "fleet/group_detail.html#confirm", {
+            "selected": selected, "group": group, "action": reverse("fleet-group-members-remove", args=[group.code])})
+    mirror.request_members_delete(group, selected)
+    return _back(request, group)
+
+
+@require_POST
+def member_cloud_search(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """The cloud's fuzzy member search (VPP 3.6) by dongle or inverter SN."""
+    require_operator(request)
+    group = group_for(request, code)
+    wifi_sn = request.POST.get("wifi_sn", "").strip() or None
+    inverter_sn = request.POST.get("inverter_sn", "").strip() or None
+    if wifi_sn is None and inverter_sn is None:
+        context = _members_context(request, group)
+        context.update(form=SnForm(), search_error="Enter part of a dongle SN or an inverter SN.")
+        return render(request, "fleet/group_detail.html", context, status=400)
+    try:
+        call = mirror.request_member_search(group, wifi_sn, inverter_sn)
+    except mirror.MirrorError as exc:
+        context = _members_context(request, group)
+        context.update(form=SnForm(), search_error="; ".join(exc.errors.values()))
+        return render(request, "fleet/group_detail.html", context, status=400)
+    return redirect(f"{reverse('fleet-group', args=[group.code])}?cloud={call.code}")
+
+
+@require_GET
+def members_export(request: HtmxHttpRequest, code: str) -> StreamingHttpResponse:
+    group = group_for(request, code)
+    rows = (Inverter.objects.filter(group=group, removed=False).order_by("inverter_sn")
+            .values_list("inverter_sn", "dongle_sn", "remote_id", "rated_power", "in_group", "remote_created")
+            .iterator(chunk_size=2000))
+    return csv_response(f"members-{group.name[:40]}.csv",
+                        ["inverter sn", "dongle sn", "member id", "rated power", "in group", "added"], rows)
+
+
+@require_GET
+def inverters(request: HtmxHttpRequest) -> HttpResponse:
+    """Every member row of the account across its groups, searchable by inverter or dongle SN."""
+    accounts, account = account_for(request)
+    context: dict[str, object] = {"accounts": accounts, "account": account}
+    if account is not None:
+        q = request.GET.get("q", "").strip()[:40]
+        rows = Inverter.objects.filter(account=account, removed=False).select_related("group")
+        if q:
+            rows = rows.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q) | Q(group__name__icontains=q))
+        page = paginate(rows.order_by("inverter_sn", "pk").only(
+            "code", "inverter_sn", "dongle_sn", "rated_power", "in_group", "group__name", "group__code"), request)
+        context.update(page=page, q=q, query="&".join(
+            f"{k}={v}" for k, v in (("account", account.code), ("q", q)) if v))
+    if request.htmx and request.htmx.target == "inverter-list":
+        return render(request, "fleet/inverters.html#list", context)
+    return render(request, "fleet/inverters.html", context)

@@ -1,0 +1,117 @@
+"""Benchmarks of the mirror (`make bench`; not part of `make test`). Each prints one BENCH JSON line.
+
+- a full sync of the simulator's large fleet (500 groups, 50,000 members) through the call pipeline:
+  calls per endpoint against what the fleet needs, the time spent in the handlers (the database work:
+  parsing and bulk upserts), the wall time including HTTP, and the peak resident memory of the whole
+  test process (Django, the pipeline and the in-process simulator serving the fleet: an upper bound)
+- the groups list and a group detail on a fleet of that size: median server time and query count,
+  beside Django admin's changelist for the same model on the same data
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import statistics
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from fleet import calls, sync
+from fleet.models import Group, Inverter, Membership, SolaxAccount, SyncRun
+from solax.simulator.testing import running_simulator
+
+pytestmark = pytest.mark.django_db
+REPEAT = 30
+
+
+def _emit(name: str, **figures: object) -> None:
+    print("\nBENCH " + json.dumps({"bench": name, "database": connection.vendor, **figures}))
+
+
+def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
+    with running_simulator(fleet="large", seed=3, per_minute=1_000_000, per_day=10_000_000) as sim:
+        account = SolaxAccount(organization=org, name="Large", vpp_base_url=sim.vpp_base_url,
+                               ev_base_url=sim.ev_base_url, calls_per_minute=1_000_000, calls_per_day=10_000_000)
+        account.set_token(sim.token)
+        account.save()
+        tenant = sim.sim.tenants[sim.token]
+        groups = list(tenant.groups.values())
+        size = sync.page_size()
+        needed_members = sum(math.ceil(len(g.members) / size) for g in groups if g.members)
+
+        handler_seconds = 0.0
+        original = calls._run_handler
+
+        def timed(call, outcome):  # type: ignore[no-untyped-def]
+            nonlocal handler_seconds
+            started = time.perf_counter()
+            original(call, outcome)
+            handler_seconds += time.perf_counter() - started
+
+        monkeypatch.setattr(calls, "_run_handler", timed)
+        started = time.perf_counter()
+        run = sync.start_sync(account)
+        calls.pump(account.pk, wait=False, max_seconds=600)
+        wall = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        run = SyncRun.objects.get(pk=run.pk)
+        sent = sim.counters()["tokens"][sim.token]["calls"]
+
+    assert run.state == "done", run.error
+    assert sent.get("group_query") == math.ceil(len(groups) / size)
+    assert sent.get("inverter_query") == needed_members
+    assert Inverter.objects.filter(account=account, removed=False).count() == sum(len(g.members) for g in groups)
+    assert handler_seconds <= 10 and peak <= 300 * 2**20
+    _emit("fleet_sync_large", groups=len(groups), members=run.members_seen, calls=run.calls_used,
+          group_pages=sent.get("group_query"), member_pages=sent.get("inverter_query"),
+          needed_pages=math.ceil(len(groups) / size) + needed_members, page_size=size,
+          db_work_s=round(handler_seconds, 2), wall_s_with_http=round(wall, 2),
+          peak_rss_mb=round(peak / 2**20, 1), limit_db_s=10, limit_mb=300)
+
+
+def _measure(client: Client, url: str) -> tuple[float, int]:
+    """Return the median server time in ms over REPEAT requests and the queries of one request."""
+    client.get(url)  # warm caches and the session
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200, url
+    count = len(queries)  # now: the slice is taken from a bounded log that later requests rotate
+    times = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    return round(statistics.median(times), 1), count
+
+
+def test_bench_groups_pages_against_the_admin(org, account, django_user_model):
+    groups = Group.objects.bulk_create(
+        Group(account=account, remote_id=str(10**18 + i), name=f"Site {i:03d}", device_count=100)
+        for i in range(500))
+    Inverter.objects.bulk_create(
+        (Inverter(account=account, group=groups[i // 100], remote_id=str(2 * 10**18 + i),
+                  inverter_sn=f"H4BB{i:010d}", dongle_sn=f"SWBB{i:06d}", rated_power=7.5)
+         for i in range(50_000)), batch_size=5000)
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-9x!")
+    Membership.objects.create(organization=org, user=admin, role="admin")
+    client = Client()
+    client.force_login(admin)
+    target = groups[250]
+    figures: dict[str, object] = {}
+    for name, url in (
+        ("groups_list", "/groups/?page=5&sort=-members"),
+        ("groups_search", "/groups/?q=site 2"),
+        ("group_detail", f"/groups/{target.code}/?page=2"),
+        ("admin_group_changelist", "/admin/fleet/group/?p=4"),
+        ("admin_member_changelist", f"/admin/fleet/inverter/?group__id__exact={target.pk}"),
+    ):
+        median_ms, queries = _measure(client, url)
+        figures[name] = {"median_ms": median_ms, "queries": queries}
+    assert figures["groups_list"]["queries"] <= 10 and figures["group_detail"]["queries"] <= 10  # type: ignore[index]
+    assert figures["groups_list"]["median_ms"] <= 100 and figures["group_detail"]["median_ms"] <= 100  # type: ignore[index]
+    _emit("fleet_pages", groups=500, members=50_000, repeat=REPEAT, **figures)

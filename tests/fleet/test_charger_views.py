@@ -1,0 +1,125 @@
+"""EV chargers against the simulator: add and remove by SN, status with its age, refresh, round-robin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from fleet import calls, chargers
+from fleet.models import ApiCall, CallState, Charger, Priority
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def tenant(simulator):  # type: ignore[no-untyped-def]
+    return simulator.sim.tenants[simulator.token]
+
+
+def _online_sn(tenant) -> str:  # type: ignore[no-untyped-def]
+    return next(c.sn for c in tenant.chargers.values() if c.online)
+
+
+def test_it_adds_a_charger_and_reads_its_status(operator_client, sim_account, tenant):
+    sn = _online_sn(tenant)
+    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn.lower(),
+                                                   "label": "Garage"})
+    charger = Charger.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/chargers/{charger.code}/"
+    call = ApiCall.objects.get()
+    assert (call.endpoint, call.params, call.priority) == ("pile_info", {"pileSn": sn}, Priority.POLL)
+    page = operator_client.get(f"/chargers/{charger.code}/")
+    assert b"reading" in page.content and b"never read" in page.content
+    calls.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    remote = tenant.chargers[sn]
+    assert (charger.status, charger.mode, charger.read_at is not None) == (remote.status, remote.mode, True)
+    poll = operator_client.get(f"/chargers/{charger.code}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="charger-status")
+    assert poll.status_code == 286 and b"read 0\xc2\xa0minutes ago" in poll.content
+    listing = operator_client.get("/chargers/")
+    assert b"Garage" in listing.content and chargers.STATUS_LABELS[remote.status].encode() in listing.content
+
+
+def test_the_age_of_a_status_is_shown(operator_client, account):
+    charger = Charger.objects.create(account=account, sn="C1AA0000000001", status=2, mode=2,
+                                     read_at=timezone.now() - timedelta(minutes=12))
+    page = operator_client.get(f"/chargers/{charger.code}/")
+    assert b"read 12\xc2\xa0minutes ago" in page.content and b"Charging" in page.content and b"ECO" in page.content
+
+
+@pytest.mark.parametrize("sn,message", [("", b"Enter the charger"), ("C1 00", b"not a charger SN"),
+                                        ("C1AA0000000001", b"in the list already")])
+def test_bad_sns_are_form_errors(operator_client, account, sn, message):
+    Charger.objects.create(account=account, sn="C1AA0000000001")
+    response = operator_client.post("/chargers/", {"account": str(account.code), "sn": sn})
+    assert response.status_code == 400 and message in response.content
+    assert Charger.objects.count() == 1 and not ApiCall.objects.exists()
+
+
+def test_refresh_now_and_the_vendor_error(operator_client, sim_account):
+    charger = Charger.objects.create(account=sim_account, sn="C1ZZ0000000009")  # not in the account
+    response = operator_client.post(f"/chargers/{charger.code}/refresh/", HTTP_HX_REQUEST="true")
+    assert b"reading" in response.content
+    operator_client.post(f"/chargers/{charger.code}/refresh/")
+    assert ApiCall.objects.count() == 1  # one read in the queue at a time
+    calls.pump(sim_account.pk, wait=False)
+    assert ApiCall.objects.get().state == CallState.FAILED
+    page = operator_client.get(f"/chargers/{charger.code}/")
+    assert b"Last read failed" in page.content
+
+
+def test_it_removes_a_charger_after_confirmation(operator_client, account):
+    charger = Charger.objects.create(account=account, sn="C1AA0000000001")
+    assert b"Remove charger" in operator_client.get(f"/chargers/{charger.code}/remove/").content
+    assert Charger.objects.exists()
+    response = operator_client.post(f"/chargers/{charger.code}/remove/")
+    assert response.status_code == 302 and not Charger.objects.exists()
+
+
+def test_viewers_other_organizations_and_methods(viewer_client, operator_client, account, other_account):
+    mine = Charger.objects.create(account=account, sn="C1AA0000000001")
+    theirs = Charger.objects.create(account=other_account, sn="C1BB0000000001")
+    assert viewer_client.get("/chargers/").status_code == 200
+    assert viewer_client.post("/chargers/", {"sn": "C1AA0000000002"}).status_code == 403
+    assert viewer_client.post(f"/chargers/{mine.code}/refresh/").status_code == 403
+    assert viewer_client.post(f"/chargers/{mine.code}/remove/").status_code == 403
+    for url in (f"/chargers/{theirs.code}/", f"/chargers/{theirs.code}/remove/"):
+        assert operator_client.get(url).status_code == 404
+    assert operator_client.post(f"/chargers/{theirs.code}/refresh/").status_code == 404
+    assert operator_client.get(f"/chargers/{mine.code}/refresh/").status_code == 405
+    assert b"C1BB" not in operator_client.get("/chargers/").content
+    assert Charger.objects.count() == 2 and not ApiCall.objects.exists()
+
+
+def test_round_robin_reads_oldest_first_within_the_share(sim_account, settings):
+    settings.FLEET_CHARGER_STATUS_SHARE_PERCENT = 10  # 1,000 a day: one every 86.4 s
+    now = timezone.now()
+    old = Charger.objects.create(account=sim_account, sn="C1AA0000000001", read_at=now - timedelta(hours=2))
+    Charger.objects.create(account=sim_account, sn="C1AA0000000002", read_at=now - timedelta(hours=1))
+    never = Charger.objects.create(account=sim_account, sn="C1AA0000000003")
+    first = chargers.status_tick(sim_account, now)
+    assert first is not None and first.context["charger"] == never.pk and first.priority == Priority.READ
+    assert chargers.status_tick(sim_account, now) is None  # one in the queue at a time
+    ApiCall.objects.filter(pk=first.pk).update(state=CallState.SUCCEEDED)
+    Charger.objects.filter(pk=never.pk).update(read_at=now)
+    assert chargers.status_tick(sim_account, now + timedelta(seconds=60)) is None  # spacing
+    second = chargers.status_tick(sim_account, now + timedelta(seconds=90))
+    assert second is not None and second.context["charger"] == old.pk
+    settings.FLEET_CHARGER_STATUS_SHARE_PERCENT = 0
+    ApiCall.objects.update(state=CallState.SUCCEEDED)
+    assert chargers.status_tick(sim_account, now + timedelta(hours=1)) is None
+
+
+def test_round_robin_stops_at_the_daily_share(sim_account, settings):
+    sim_account.calls_per_day = 100  # 10 % = 10 reads a day
+    sim_account.save()
+    Charger.objects.create(account=sim_account, sn="C1AA0000000001")
+    now = timezone.now()
+    for i in range(10):
+        ApiCall.objects.create(account=sim_account, endpoint="pile_info", priority=Priority.READ,
+                               state=CallState.SUCCEEDED, origin_kind=chargers.ROUND_ROBIN,
+                               created=now - timedelta(hours=23, minutes=i))
+    assert chargers.status_tick(sim_account, now) is None
+    assert chargers.status_tick_all() == 0
