@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from fleet.models import Membership, Role
+from fleet.models import Membership, Role, SolaxAccount
 
 SESSION_KEY = "fleet_org"
 
@@ -56,3 +56,22 @@ def get_for_org(queryset, request: HttpRequest, **lookup):  # type: ignore[no-un
     if obj is None:
         raise Http404("No such object in your organization.")
     return obj
+
+
+def account_choice(request: HttpRequest) -> tuple[list[SolaxAccount], SolaxAccount | None]:
+    """Return the organization's accounts (for the picker) and the one chosen with ``account``
+    (GET or POST), else the first; 404 for a code that is malformed or of another organization."""
+    import uuid
+
+    accounts = list(current_membership(request).organization.accounts.order_by("name"))
+    code = request.POST.get("account") or request.GET.get("account")
+    if not code:
+        return accounts, accounts[0] if accounts else None
+    try:
+        wanted = uuid.UUID(str(code))
+    except ValueError:
+        raise Http404("No such account in your organization.") from None
+    for account in accounts:
+        if account.code == wanted:
+            return accounts, account
+    raise Http404("No such account in your organization.")

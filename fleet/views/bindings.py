@@ -9,18 +9,17 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from fleet import bindings
-from fleet.access import require_operator
+from fleet.access import account_choice, require_operator
 from fleet.mirror_forms import MAX_SNS_PER_SUBMISSION, BindingForm
 from fleet.models import BindingRequest
 from fleet.views.base import HtmxHttpRequest
-from fleet.views.groups import account_for
 
 RECENT_REQUESTS = 20
 
 
 @require_http_methods(["GET", "POST"])
 def binding(request: HtmxHttpRequest) -> HttpResponse:
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     context: dict[str, object] = {"accounts": accounts, "account": account, "limit": MAX_SNS_PER_SUBMISSION}
     if account is None:
         if request.method == "POST":

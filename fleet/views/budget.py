@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from fleet.access import current_membership, get_for_org
+from fleet.access import account_choice
 from fleet.budget import budget_view, hourly_calls
 from fleet.models import ApiCall, CallState, SolaxAccount
 from fleet.views.base import HtmxHttpRequest
@@ -18,24 +18,10 @@ from solax.endpoints import ENDPOINTS
 LOG_PAGE_SIZE = 50
 
 
-def _account_for(request: HtmxHttpRequest) -> SolaxAccount | None:
-    code = request.GET.get("account")
-    if code:
-        try:
-            uuid.UUID(code)
-        except ValueError:
-            return get_for_org(SolaxAccount.objects.none(), request)
-        return get_for_org(SolaxAccount.objects.all(), request, code=code)
-    return current_membership(request).organization.accounts.order_by("name").first()
-
-
 @require_GET
 def budget(request: HtmxHttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    account = _account_for(request)
-    context: dict[str, object] = {
-        "accounts": membership.organization.accounts.order_by("name"), "account": account,
-    }
+    accounts, account = account_choice(request)
+    context: dict[str, object] = {"accounts": accounts, "account": account}
     if account is None:
         return render(request, "fleet/budget.html", context)
     context["view"] = budget_view(account)

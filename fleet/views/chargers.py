@@ -9,11 +9,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from fleet import chargers as service
-from fleet.access import current_membership, require_operator
+from fleet.access import account_choice, current_membership, require_operator
 from fleet.mirror_forms import ChargerForm
 from fleet.models import ApiCall, Charger
 from fleet.views.base import HtmxHttpRequest
-from fleet.views.groups import _uuid, account_for, paginate
+from fleet.views.groups import _uuid, paginate
 
 
 def charger_for(request: HtmxHttpRequest, code: object) -> Charger:
@@ -35,7 +35,7 @@ def _labels(charger: Charger) -> dict[str, str]:
 @require_http_methods(["GET", "POST"])
 def chargers(request: HtmxHttpRequest) -> HttpResponse:
     """GET lists the chargers; POST adds one by SN (and reads its status)."""
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     context: dict[str, object] = {"accounts": accounts, "account": account}
     if account is None:
         if request.method == "POST":

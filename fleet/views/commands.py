@@ -15,31 +15,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from fleet import commands
-from fleet.access import current_membership, require_operator
+from fleet.access import account_choice, current_membership, require_operator
 from fleet.command_forms import CommandForm, initial_from_query
 from fleet.models import ApiCall, Command, CommandKind, CommandState, Membership, Resolution, SolaxAccount, TargetKind
 from fleet.views.base import HtmxHttpRequest
 
 PAGE_SIZE = 50
 LIVE_STATES = (CommandState.QUEUED, CommandState.SENDING, CommandState.ACCEPTED, CommandState.RUNNING)
-
-
-def _account_for(request: HtmxHttpRequest) -> SolaxAccount | None:
-    """The account chosen with ?account=<code> (404 outside the organization), else the first one."""
-    from django.http import Http404
-
-    org = current_membership(request).organization
-    code = request.GET.get("account") or request.POST.get("account")
-    if code:
-        try:
-            uuid.UUID(code)
-        except ValueError:
-            raise Http404("No such account.") from None
-        account = org.accounts.filter(code=code).first()
-        if account is None:
-            raise Http404("No such account in your organization.")
-        return account
-    return org.accounts.order_by("name").first()
 
 
 def _command_for(request: HtmxHttpRequest, code: uuid.UUID) -> Command:
@@ -60,9 +42,8 @@ def _client_ip(request: HtmxHttpRequest) -> str | None:
 @require_http_methods(["GET", "POST"])
 def command_new(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
-    account = _account_for(request)
-    context: dict[str, object] = {"account": account,
-                                  "accounts": current_membership(request).organization.accounts.order_by("name")}
+    accounts, account = account_choice(request)
+    context: dict[str, object] = {"account": account, "accounts": accounts}
     if account is None:
         return render(request, "fleet/command_new.html", context)
     if request.method == "GET":
@@ -91,8 +72,8 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def command_list(request: HtmxHttpRequest) -> HttpResponse:
     membership = current_membership(request)
-    account = _account_for(request)
-    context: dict[str, object] = {"account": account, "accounts": membership.organization.accounts.order_by("name")}
+    accounts, account = account_choice(request)
+    context: dict[str, object] = {"account": account, "accounts": accounts}
     if account is None:
         return render(request, "fleet/command_list.html", context)
     context.update(_history(request, account, membership))

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from fleet import mirror, sync
-from fleet.access import current_membership, require_operator
+from fleet.access import account_choice, current_membership, require_operator
 from fleet.mirror_forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
 from fleet.views.base import HtmxHttpRequest
@@ -31,19 +31,6 @@ def _uuid(code: object) -> str:
         return str(uuid.UUID(str(code)))
     except ValueError:
         raise Http404("No such object in your organization.")
-
-
-def account_for(request: HtmxHttpRequest) -> tuple[list[SolaxAccount], SolaxAccount | None]:
-    """Return the organization's accounts and the one chosen by ``account`` (GET or POST), else the first."""
-    accounts = list(current_membership(request).organization.accounts.order_by("name"))
-    code = request.POST.get("account") or request.GET.get("account")
-    if not code:
-        return accounts, accounts[0] if accounts else None
-    wanted = _uuid(code)
-    for account in accounts:
-        if str(account.code) == wanted:
-            return accounts, account
-    raise Http404("No such account in your organization.")
 
 
 def group_for(request: HtmxHttpRequest, code: object) -> Group:
@@ -107,7 +94,7 @@ def error_status(request: HtmxHttpRequest, status: int = 400) -> int:
 
 @require_GET
 def groups(request: HtmxHttpRequest) -> HttpResponse:
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     return _render_page(request, accounts, account)
 
 
@@ -122,7 +109,7 @@ def _back(request: HtmxHttpRequest, account: SolaxAccount) -> HttpResponse:
 @require_POST
 def group_add(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     if account is None:
         raise Http404("No SolaX account yet.")
     form = GroupNameForm(request.POST, account=account)
@@ -160,7 +147,7 @@ def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
 def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
     """Batch delete: the first POST shows the ticked groups for confirmation, ``confirm=1`` sends."""
     require_operator(request)
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     if account is None:
         raise Http404("No SolaX account yet.")
     codes = [_uuid(c) for c in request.POST.getlist("codes")]
@@ -184,7 +171,7 @@ def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
 def group_cloud_search(request: HtmxHttpRequest) -> HttpResponse:
     """Queue the cloud's fuzzy search by name; the page polls the call until it answers."""
     require_operator(request)
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     if account is None:
         raise Http404("No SolaX account yet.")
     form = CloudSearchForm(request.POST)
@@ -214,7 +201,7 @@ def cloud_result(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @require_POST
 def sync_start(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
-    _, account = account_for(request)
+    _, account = account_choice(request)
     if account is None:
         raise Http404("No SolaX account yet.")
     run = sync.start_sync(account)
@@ -260,7 +247,7 @@ def csv_response(filename: str, header: list[str], rows: object) -> StreamingHtt
 
 @require_GET
 def groups_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
-    _, account = account_for(request)
+    _, account = account_choice(request)
     if account is None:
         raise Http404("No SolaX account yet.")
     rows = (Group.objects.filter(account=account, removed=False).order_by("name")

@@ -9,11 +9,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fleet import mirror
-from fleet.access import current_membership, require_operator
+from fleet.access import account_choice, current_membership, require_operator
 from fleet.mirror_forms import SelectionForm, SnForm
 from fleet.models import ApiCall, Group, Inverter
 from fleet.views.base import HtmxHttpRequest
-from fleet.views.groups import _uuid, account_for, csv_response, error_status, group_for, paginate
+from fleet.views.groups import _uuid, csv_response, error_status, group_for, paginate
 
 
 def member_for(request: HtmxHttpRequest, code: object) -> Inverter:
@@ -165,7 +165,7 @@ def members_export(request: HtmxHttpRequest, code: str) -> StreamingHttpResponse
 @require_GET
 def inverters(request: HtmxHttpRequest) -> HttpResponse:
     """Every member row of the account across its groups, searchable by inverter or dongle SN."""
-    accounts, account = account_for(request)
+    accounts, account = account_choice(request)
     context: dict[str, object] = {"accounts": accounts, "account": account}
     if account is not None:
         q = request.GET.get("q", "").strip()[:40]

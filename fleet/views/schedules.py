@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fleet import schedules
-from fleet.access import current_membership, get_for_org, require_operator
+from fleet.access import account_choice, current_membership, require_operator
 from fleet.forms import client_address
-from fleet.models import DeviceResult, Occurrence, Schedule, SolaxAccount
+from fleet.models import DeviceResult, Occurrence, Schedule
 from fleet.schedule_forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
 from fleet.views.base import HtmxHttpRequest
 
@@ -37,17 +37,6 @@ def _get_schedule_for_user(request: HtmxHttpRequest, code: uuid.UUID) -> Schedul
     if schedule is None:
         raise Http404("No such schedule in your organization.")
     return schedule
-
-
-def _account_for(request: HtmxHttpRequest) -> SolaxAccount | None:
-    code = request.GET.get("account")
-    if code:
-        try:
-            uuid.UUID(code)
-        except ValueError:
-            return get_for_org(SolaxAccount.objects.none(), request)
-        return get_for_org(SolaxAccount.objects.all(), request, code=code)
-    return current_membership(request).organization.accounts.order_by("name").first()
 
 
 @dataclass(frozen=True)
@@ -75,9 +64,8 @@ def _row(schedule: Schedule, now: datetime) -> Row:
 
 @require_GET
 def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    account = _account_for(request)
-    context: dict[str, Any] = {"accounts": membership.organization.accounts.order_by("name"), "account": account}
+    accounts, account = account_choice(request)
+    context: dict[str, Any] = {"accounts": accounts, "account": account}
     if account is None:
         return render(request, "fleet/schedules.html", context)
     now = timezone.now()

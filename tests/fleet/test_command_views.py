@@ -141,8 +141,8 @@ def test_the_history_filters_by_state_kind_target_user_and_date(viewer_client, a
     old = make_command(account, user=operator)
     Command.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=10))
     today = timezone.localdate().isoformat()
-    # session, user, membership, the account, the account picker, people, count, page
-    with django_assert_num_queries(8):
+    # session, user, membership, the accounts (picker and choice in one), people, count, page
+    with django_assert_num_queries(7):
         body = viewer_client.get(f"/commands/?state=succeeded&user=otto&since={today}").content.decode()
     assert body.count("System on to 1 inverter") == 1
     body = viewer_client.get("/commands/?kind=inverter_control&target=selection").content.decode()
