@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -151,17 +151,42 @@ def apply_member_page(run: SyncRun, group: Group, page: Page[RemoteMember]) -> i
     account = run.account
     tz = _tz(account)
     now = timezone.now()
-    rows = [Inverter(account_id=account.pk, group_id=group.pk, remote_id=item.id,
-                     inverter_sn=item.inverter_sn or "", dongle_sn=item.wifi_sn or "",
-                     rated_power=item.rated_power, in_group=item.in_group,
-                     remote_created=remote_time(item.create_time, tz),
-                     remote_updated=remote_time(item.update_time, tz), synced_at=now, removed=False)
-            for item in page.items]
-    Inverter.objects.bulk_create(rows, update_conflicts=True, unique_fields=["account", "remote_id"],
-                                 update_fields=["group", "inverter_sn", "dongle_sn", "rated_power", "in_group",
-                                                "remote_created", "remote_updated", "synced_at", "removed"],
-                                 batch_size=500)
+    rows = [(item.id, item.inverter_sn or "", item.wifi_sn or "", item.rated_power, item.in_group,
+             remote_time(item.create_time, tz), remote_time(item.update_time, tz)) for item in page.items]
+    if connection.vendor == "postgresql":
+        _upsert_members_postgresql(account.pk, group.pk, rows, now)
+    else:
+        Inverter.objects.bulk_create(
+            [Inverter(account_id=account.pk, group_id=group.pk, remote_id=r[0], inverter_sn=r[1], dongle_sn=r[2],
+                      rated_power=r[3], in_group=r[4], remote_created=r[5], remote_updated=r[6], synced_at=now,
+                      removed=False) for r in rows],
+            update_conflicts=True, unique_fields=["account", "remote_id"], update_fields=_MEMBER_UPDATES,
+            batch_size=1000)
     return len(rows)
+
+
+_MEMBER_UPDATES = ["group", "inverter_sn", "dongle_sn", "rated_power", "in_group", "remote_created",
+                   "remote_updated", "synced_at", "removed"]
+
+
+def _upsert_members_postgresql(account_id: int, group_id: int, rows: list[tuple[Any, ...]], now: datetime) -> None:
+    """The same upsert as bulk_create(update_conflicts=True), as one statement over arrays: the large
+    fleet's sync spent half its database time building 50,000 model instances and their SQL."""
+    table = connection.ops.quote_name(Inverter._meta.db_table)
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]
+    sql = (  # only the model's own quoted table name is interpolated; every value is a parameter
+        f"INSERT INTO {table} (account_id, group_id, code, remote_id, inverter_sn, dongle_sn, rated_power, "  # noqa: S608
+        "in_group, remote_created, remote_updated, synced_at, removed) "
+        "SELECT %s, %s, gen_random_uuid(), * , %s, false FROM unnest("
+        "%s::varchar[], %s::varchar[], %s::varchar[], %s::float8[], %s::bool[], %s::timestamptz[], "
+        "%s::timestamptz[]) "
+        "ON CONFLICT (account_id, remote_id) DO UPDATE SET group_id = EXCLUDED.group_id, "
+        "inverter_sn = EXCLUDED.inverter_sn, dongle_sn = EXCLUDED.dongle_sn, rated_power = EXCLUDED.rated_power, "
+        "in_group = EXCLUDED.in_group, remote_created = EXCLUDED.remote_created, "
+        "remote_updated = EXCLUDED.remote_updated, synced_at = EXCLUDED.synced_at, removed = false"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account_id, group_id, now, *(list(column) for column in columns)])
 
 
 def finish_group_members(run: SyncRun, group: Group) -> int:

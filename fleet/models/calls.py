@@ -85,7 +85,8 @@ class ApiCall(models.Model):
             # the dispatcher's question: the next due call of an account, by priority
             models.Index(fields=["account", "state", "priority", "not_before"], name="call_due"),
             models.Index(fields=["account", "created"], name="call_log"),
-            models.Index(fields=["origin_code"], name="call_origin"),
+            # "is anything of this command / sync run still pending?" is asked after every answer
+            models.Index(fields=["origin_code", "state"], name="call_origin"),
             models.Index(fields=["state", "sent_at"], name="call_stale"),
         ]
         ordering = ["-created"]
