@@ -21,16 +21,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db import transaction
 from django.utils import timezone
 
-from fleet.models import ApiCall, CallAttempt, CallState, Priority, SolaxAccount
+from fleet.models import ApiCall, CallState, SolaxAccount
 from fleet.models.calls import RESPONSE_LIMIT, default_priority
 from solax.client import SolaxClient
 from solax.errors import ApiError, AuthError, InvalidTokenError, NotSentError, RateLimitedError, SolaxError
@@ -38,18 +37,30 @@ from solax.models import Envelope
 
 log = logging.getLogger("fleet.calls")
 
-DAY = timedelta(days=1)
+# The ledger's arithmetic lives in fleet.ledger; these names are part of this module's interface too.
+from fleet.ledger import (  # noqa: E402
+    DAY,
+    Budget,
+    budget_of,
+    claim_next,
+    minute_window,
+    next_free_slot,
+    prune_attempts,
+    queue_depth,
+    record_past_attempts,
+)
+
+__all__ = [
+    "DAY", "Budget", "Handler", "Outcome", "accounts_with_due_calls", "budget_of", "cancel", "claim_next",
+    "client_for", "enqueue", "kick", "minute_window", "next_free_slot", "prune_attempts", "pump",
+    "queue_depth", "record_past_attempts", "recover_stale", "register", "send", "stale_after", "sweep",
+]
+
 TOKEN_REJECTED_CODES = {"103", "1001"}  # token invalid, Interface Unauthorized: the whole account
 TOKEN_REJECTED_PAUSE = timedelta(minutes=15)
 MAX_READ_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 300
-
-
-def minute_window() -> timedelta:
-    """The rolling window of the per-minute limit, padded so latency cannot push two windows' worth
-    of requests into one vendor minute."""
-    return timedelta(seconds=settings.SOLAX_MINUTE_SECONDS + settings.SOLAX_WINDOW_PAD_SECONDS)
 
 
 # Handlers -------------------------------------------------------------------------------------
@@ -119,185 +130,6 @@ def kick(account_id: int | None = None) -> None:
         pump.delay(account_id)
     except Exception:  # noqa: BLE001 - the beat sweeper is the fallback
         log.warning("could not reach the broker to start a pump; the sweeper will send the call")
-
-
-# The budget -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Budget:
-    minute_used: int
-    minute_limit: int
-    day_used: int
-    day_limit: int
-    minute_margin: int
-    day_margin: int
-    control_reserve: int
-
-    @property
-    def minute_free(self) -> int:
-        return max(0, self.minute_limit - self.minute_margin - self.minute_used)
-
-    @property
-    def day_free(self) -> int:
-        return max(0, self.day_limit - self.day_margin - self.day_used)
-
-    def lowest_priority_allowed(self, reserved_slots: int = 0) -> int | None:
-        """Return the largest priority value that may be sent now, or None if nothing may.
-
-        The last ``control_reserve`` calls of the day are kept for control writes, and so are the
-        last ``reserved_slots`` of the minute (control calls of schedule edges about to fire).
-        """
-        if self.minute_free <= 0 or self.day_free <= 0:
-            return None
-        if self.day_free <= self.control_reserve or self.minute_free <= reserved_slots:
-            return Priority.CONTROL
-        return Priority.READ
-
-
-def _usage_subqueries(now: datetime) -> dict[str, Subquery]:
-    """Annotations that measure an account's use of its budget at `now` from its CallAttempts."""
-    attempts = CallAttempt.objects.filter(account_id=OuterRef("pk"))
-    latest = attempts.order_by("-seq")
-    return {
-        "last_seq": Subquery(latest.values("seq")[:1]),
-        "last_sent_at": Subquery(latest.values("sent_at")[:1]),
-        "day_first_seq": Subquery(attempts.filter(sent_at__gt=now - DAY).order_by("sent_at").values("seq")[:1]),
-        "minute_first_seq": Subquery(
-            attempts.filter(sent_at__gt=now - minute_window()).order_by("sent_at").values("seq")[:1]),
-    }
-
-
-def _budget_from(row: Any) -> Budget:
-    """Return the Budget of an account row annotated with `_usage_subqueries`."""
-
-    def used(first: int | None) -> int:
-        return 0 if first is None else row.last_seq - first + 1
-
-    return Budget(
-        minute_used=used(row.minute_first_seq),
-        minute_limit=row.calls_per_minute,
-        day_used=used(row.day_first_seq),
-        day_limit=row.calls_per_day,
-        minute_margin=min(row.safety_margin_per_minute, row.calls_per_minute - 1),
-        day_margin=min(row.safety_margin_per_day, row.calls_per_day - 1),
-        control_reserve=row.calls_per_day * row.control_share_percent // 100,
-    )
-
-
-def budget_of(account: SolaxAccount, now: datetime | None = None) -> Budget:
-    """Return the account's budget as the ledger tells it at ``now`` (one query)."""
-    now = now or timezone.now()
-    row = SolaxAccount.objects.annotate(**_usage_subqueries(now)).get(pk=account.pk)
-    return _budget_from(row)
-
-
-def record_past_attempts(account: SolaxAccount, call: ApiCall, times: list[datetime]) -> None:
-    """Record requests already sent at `times` (oldest first): for imports, tests and benchmarks."""
-    last = CallAttempt.objects.filter(account_id=account.pk).order_by("-seq").values_list("seq", flat=True).first()
-    start = (last or 0) + 1
-    CallAttempt.objects.bulk_create(
-        CallAttempt(account_id=account.pk, call_id=call.pk, seq=start + i, sent_at=at)
-        for i, at in enumerate(sorted(times)))
-
-
-def next_free_slot(account: SolaxAccount, now: datetime) -> datetime:
-    """Return when the oldest request in the minute window leaves it (``now`` if none is in it)."""
-    oldest = (CallAttempt.objects.filter(account_id=account.pk, sent_at__gt=now - minute_window())
-              .order_by("sent_at").values_list("sent_at", flat=True).first())
-    return now if oldest is None else oldest + minute_window()
-
-
-# Claiming and sending -------------------------------------------------------------------------
-
-def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
-    """Claim the account's highest-priority due call that the budget allows, or return None.
-
-    Runs under a lock on the account row (``select_for_update`` on PostgreSQL, the IMMEDIATE
-    transaction's write lock on SQLite), so that workers on any number of machines share one budget.
-    The claim and its CallAttempt commit before any HTTP. Three statements: lock and measure, claim
-    the call, record the attempt.
-    """
-    with transaction.atomic():
-        now = now or timezone.now()
-        account = _lock_and_measure(account_id, now)
-        if account is None or account.is_paused(now):
-            return None
-        budget = _budget_from(account)
-        allowed = budget.lowest_priority_allowed()
-        if allowed is not None and allowed > Priority.CONTROL:
-            # Only then can the slots reserved for schedule edges change the answer (one query).
-            allowed = budget.lowest_priority_allowed(_reserved_for_schedules(account_id, now))
-        if allowed is None:
-            return None
-        # Never earlier than the last attempt, so that seq and sent_at run in the same order even
-        # when workers on different machines disagree a little about the time.
-        last_sent_at: datetime | None = getattr(account, "last_sent_at", None)
-        sent_at = max(now, last_sent_at) if last_sent_at else now
-        call = _claim_due_call(account_id, now, allowed, sent_at)
-        if call is None:
-            return None
-        CallAttempt.objects.create(account_id=account_id, call_id=call.pk,
-                                   seq=(getattr(account, "last_seq", None) or 0) + 1,
-                                   sent_at=sent_at)
-    call.account = account
-    return call
-
-
-def _reserved_for_schedules(account_id: int, now: datetime) -> int:
-    from fleet.schedules import reserved_slots  # the schedules import the pipeline, not the reverse
-
-    return reserved_slots(account_id, now)
-
-
-def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
-    """Lock the account row and read its budget use in one statement (the ORM equivalent is
-    `_usage_subqueries`; this hot path is hand-written because compiling four subqueries per call
-    cost more than running them)."""
-    ops = connection.ops
-    accounts = ops.quote_name(SolaxAccount._meta.db_table)
-    attempts = ops.quote_name(CallAttempt._meta.db_table)
-    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    sql = (  # only the models' own quoted table names are interpolated
-        f"SELECT a.*, "  # noqa: S608
-        f"(SELECT seq FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_seq, "
-        f"(SELECT sent_at FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_sent_at, "
-        f"(SELECT seq FROM {attempts} WHERE account_id = a.id AND sent_at > %s ORDER BY sent_at LIMIT 1) "
-        f"AS day_first_seq, "
-        f"(SELECT seq FROM {attempts} WHERE account_id = a.id AND sent_at > %s ORDER BY sent_at LIMIT 1) "
-        f"AS minute_first_seq "
-        f"FROM {accounts} a WHERE a.id = %s{lock}"
-    )
-    params = [ops.adapt_datetimefield_value(now - DAY), ops.adapt_datetimefield_value(now - minute_window()),
-              account_id]
-    rows = list(SolaxAccount.objects.raw(sql, params))
-    if not rows:
-        return None
-    account = rows[0]
-    last_sent = getattr(account, "last_sent_at", None)
-    # SQLite hands back a subquery's datetime as UTC text or as a naive datetime
-    if isinstance(last_sent, str):
-        last_sent = datetime.fromisoformat(last_sent)
-    if last_sent is not None and last_sent.tzinfo is None:
-        last_sent = last_sent.replace(tzinfo=UTC)
-    account.last_sent_at = last_sent  # type: ignore[attr-defined]
-    return account
-
-
-def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime) -> ApiCall | None:
-    """Mark the first due call SENDING and return it, in one UPDATE ... RETURNING (SQLite 3.35+ and
-    PostgreSQL alike)."""
-    table = connection.ops.quote_name(ApiCall._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    # Only the model's own quoted table name is interpolated; every value is a parameter.
-    sql = (
-        f"UPDATE {table} SET state = %s, sent_at = %s, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE state = %s AND id = (SELECT id FROM {table} WHERE account_id = %s AND state = %s "
-        f"AND not_before <= %s AND priority <= %s ORDER BY priority, not_before, id LIMIT 1) RETURNING *"
-    )
-    params = [CallState.SENDING, adapt(sent_at), CallState.QUEUED, account_id, CallState.QUEUED, adapt(now),
-              allowed]
-    claimed = list(ApiCall.objects.raw(sql, params))
-    return claimed[0] if claimed else None
 
 
 _local = threading.local()
@@ -531,23 +363,8 @@ def sweep() -> int:
     return pump(wait=False, max_seconds=settings.SOLAX_SWEEP_SECONDS)
 
 
-def prune_attempts(now: datetime | None = None) -> int:
-    """Delete budget rows older than two days (the budget looks back one); the ApiCall ledger stays.
-    Returns how many were deleted."""
-    now = now or timezone.now()
-    deleted, _ = CallAttempt.objects.filter(sent_at__lt=now - 2 * DAY).delete()
-    return deleted
-
-
 def cancel(call: ApiCall) -> bool:
     """Cancel a call that has not been sent. Returns False if it already left the queue."""
     return _finish(call, CallState.CANCELLED, expected=CallState.QUEUED) is not None
 
 
-# Reporting ------------------------------------------------------------------------------------
-
-def queue_depth(account: SolaxAccount) -> dict[int, int]:
-    """Return {priority: queued calls} for the account."""
-    rows = (ApiCall.objects.filter(account=account, state=CallState.QUEUED)
-            .values("priority").annotate(n=Count("id")).order_by())
-    return {row["priority"]: row["n"] for row in rows}

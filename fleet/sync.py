@@ -173,7 +173,7 @@ def _upsert_members_postgresql(account_id: int, group_id: int, rows: list[tuple[
     """The same upsert as bulk_create(update_conflicts=True), as one statement over arrays: the large
     fleet's sync spent half its database time building 50,000 model instances and their SQL."""
     table = connection.ops.quote_name(Inverter._meta.db_table)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(7)]
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in range(7)]
     sql = (  # only the model's own quoted table name is interpolated; every value is a parameter
         f"INSERT INTO {table} (account_id, group_id, code, remote_id, inverter_sn, dongle_sn, rated_power, "  # noqa: S608
         "in_group, remote_created, remote_updated, synced_at, removed) "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls, chargers, commands, schedules, sync
+from fleet import calls, chargers, command_tracking, schedules, sync
 
 
 @shared_task(ignore_result=True)
@@ -34,7 +34,7 @@ def schedules_tick() -> int:
 @shared_task(ignore_result=True)
 def command_tick() -> dict[str, int]:
     """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
-    return commands.tick()
+    return command_tracking.tick()
 
 
 @shared_task(ignore_result=True)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from playwright.sync_api import expect
 
-from fleet import calls
+from fleet import calls, command_tracking
 from fleet.models import Command, Group
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -17,7 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def pumping(mirrored_fleet):  # type: ignore[no-untyped-def]
     """A background pump standing in for the Celery worker and its beat."""
-    from fleet import commands
 
     stop = threading.Event()
 
@@ -27,7 +26,7 @@ def pumping(mirrored_fleet):  # type: ignore[no-untyped-def]
         try:
             while not stop.is_set():
                 calls.pump(mirrored_fleet.pk, wait=False)
-                commands.tick()
+                command_tracking.tick()
                 stop.wait(0.1)
         finally:
             connection.close()

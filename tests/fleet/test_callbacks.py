@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fleet import calls, commands
+from fleet import calls, command_tracking, commands
 from fleet.commands import Target
 from fleet.models import ApiCall, CallbackReceipt, Command, CommandState, DeviceResult, DeviceState
 
@@ -75,7 +75,7 @@ def test_a_late_callback_still_counts_after_expiry(mirrored_fleet, fast_commands
     command = commands.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 1})
     Command.objects.filter(pk=command.pk).update(expires_at=command.created)  # expire at once
     calls.pump(mirrored_fleet.pk, wait=False)
-    commands.tick()
+    command_tracking.tick()
     command.refresh_from_db()
     assert command.state == CommandState.EXPIRED
     deadline = time.monotonic() + 8

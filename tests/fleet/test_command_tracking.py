@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fleet import calls, commands
+from fleet import calls, command_tracking, commands
 from fleet.commands import Target
 from fleet.models import ApiCall, CallState, Command, CommandState, DeviceState, Group, Resolution
 
@@ -20,9 +20,9 @@ def drive(command: Command, seconds: float = 15.0) -> Command:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         calls.pump(command.account_id, wait=False)
-        commands.tick()
+        command_tracking.tick()
         command.refresh_from_db()
-        if command.state not in commands.FINAL_STATES + (CommandState.UNKNOWN,):
+        if command.state not in command_tracking.FINAL_STATES + (CommandState.UNKNOWN,):
             time.sleep(0.05)
             continue
         return command

@@ -1,0 +1,295 @@
+"""Following a command to each device's answer: command id -> task id -> per-device results, EV
+callbacks' fallback, expiry. The call pipeline runs these handlers when each call's outcome is known.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from fleet import calls
+from fleet.models import (
+    ApiCall,
+    CallState,
+    Command,
+    CommandBatch,
+    CommandKind,
+    CommandState,
+    DeviceResult,
+    DeviceState,
+    Priority,
+)
+from solax import endpoints
+from solax.errors import SolaxError
+from solax.parsing import parse_envelope
+
+log = logging.getLogger("fleet.commands")
+
+FINAL_STATES = (CommandState.SUCCEEDED, CommandState.PARTIAL, CommandState.FAILED, CommandState.EXPIRED,
+                CommandState.CANCELLED)
+PILE_MODE_LABELS = {0: "Stop", 1: "Fast", 2: "Eco", 3: "Green"}
+
+
+# Following ------------------------------------------------------------------------------------
+
+def _poll_delay(polls: int) -> timedelta:
+    return timedelta(seconds=min(settings.COMMAND_POLL_CAP_SECONDS, settings.COMMAND_POLL_BASE_SECONDS * 2 ** polls))
+
+
+def _batch_of(call: ApiCall) -> CommandBatch | None:
+    batch_id = (call.context or {}).get("batch")
+    if not isinstance(batch_id, int):
+        log.warning("call %s names no batch", call.code)
+        return None
+    batch = (CommandBatch.objects.select_for_update().select_related("command", "command__account")
+             .filter(pk=batch_id).first())
+    if batch is None:
+        log.warning("call %s names batch %s, which is gone", call.code, batch_id)
+    return batch
+
+
+def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: str) -> None:
+    """Queue the batch's next poll after its backoff, unless the command will have expired by then."""
+    command = batch.command
+    at = timezone.now() + _poll_delay(batch.polls)
+    if command.expires_at and at > command.expires_at:
+        at = command.expires_at  # one last look just before it expires
+    batch.polls += 1
+    batch.next_poll_at = at
+    batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
+    calls.enqueue(command.account, endpoint, params, purpose=f"follow {command.label}"[:200], handler=handler,
+                  context={"batch": batch.pk}, origin_kind="command", origin_code=command.code,
+                  priority=Priority.POLL, not_before=at)
+
+
+def _read(call: ApiCall, outcome: calls.Outcome) -> Any:
+    """Return the parsed result of a succeeded call; raise SolaxError if it cannot be read."""
+    envelope = outcome.envelope or parse_envelope(call.response)
+    return endpoints.RESULT_PARSERS[call.endpoint](envelope)
+
+
+def _error_text(call: ApiCall, outcome: calls.Outcome) -> str:
+    if outcome.error is not None:
+        return str(outcome.error)[:500]
+    return (call.error or "failed")[:500]
+
+
+@calls.register("commands.sent")
+def on_sent(call: ApiCall, outcome: calls.Outcome) -> None:
+    """The control call of a batch finished: start following it, or settle its devices."""
+    batch = _batch_of(call)
+    if batch is None:
+        return
+    command = batch.command
+    results = DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING)
+    now = timezone.now()
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            vendor_id = _read(call, outcome)
+        except SolaxError as exc:
+            outcome = calls.Outcome(state=CallState.UNKNOWN, error=exc)  # it arrived, but no id to follow
+        else:
+            if call.endpoint == "pile_cmd":
+                batch.task_id = vendor_id
+                batch.state = CommandState.RUNNING
+                batch.next_poll_at = now + timedelta(seconds=settings.COMMAND_CALLBACK_GRACE_SECONDS)
+                batch.save(update_fields=["task_id", "state", "next_poll_at"])
+            else:
+                batch.vendor_command_id = vendor_id
+                batch.state = CommandState.ACCEPTED
+                _poll(batch, "query_command", endpoints.query_command_params(vendor_id), "commands.task")
+            refresh(command)
+            return
+    state = DeviceState.UNKNOWN if outcome.state == CallState.UNKNOWN else DeviceState.FAILED
+    batch.state = CommandState.UNKNOWN if state == DeviceState.UNKNOWN else CommandState.FAILED
+    batch.save(update_fields=["state"])
+    text = _error_text(call, outcome)
+    if state == DeviceState.UNKNOWN:
+        text = f"delivery unknown: {text}"
+    results.update(state=state, answer=text[:500], answered_at=now)
+    refresh(command)
+
+
+@calls.register("commands.task")
+def on_task(call: ApiCall, outcome: calls.Outcome) -> None:
+    """query_command answered: with a task id, poll results; without one yet, ask again later."""
+    batch = _batch_of(call)
+    if batch is None or batch.command.state in FINAL_STATES:
+        return
+    task_id = None
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            task_id = _read(call, outcome)
+        except SolaxError:
+            task_id = None
+    if task_id:
+        batch.task_id = task_id
+        batch.state = CommandState.RUNNING
+        _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result")
+    elif not _expired(batch.command):
+        _poll(batch, "query_command", endpoints.query_command_params(batch.vendor_command_id), "commands.task")
+    refresh(batch.command)
+
+
+@calls.register("commands.result")
+def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
+    """getQueryResult answered (per dongle SN): record each device's answer; poll again while some
+    are pending and the command has not expired."""
+    batch = _batch_of(call)
+    if batch is None or batch.command.state in FINAL_STATES:
+        return
+    answers: dict[str, str | None] = {}
+    if outcome.state == CallState.SUCCEEDED:
+        try:
+            answers = _read(call, outcome)
+        except SolaxError:
+            answers = {}
+    now = timezone.now()
+    pending = list(DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING))
+    changed = []
+    for result in pending:
+        answer = answers.get(result.dongle_sn) if result.dongle_sn else answers.get(result.sn)
+        if answer is None:
+            continue
+        result.state = DeviceState.SUCCEEDED if answer.strip().lower() == "success" else DeviceState.FAILED
+        result.answer = answer[:500]
+        result.answered_at = now
+        changed.append(result)
+    DeviceResult.objects.bulk_update(changed, ["state", "answer", "answered_at"])
+    if len(changed) == len(pending):
+        batch.state = CommandState.SUCCEEDED
+        batch.save(update_fields=["state"])
+    elif not _expired(batch.command):
+        _poll(batch, "query_result", endpoints.query_result_params(batch.task_id), "commands.result")
+    refresh(batch.command)
+
+
+@calls.register("commands.pile_info")
+def on_pile_info(call: ApiCall, outcome: calls.Outcome) -> None:
+    """A getPileInfo check of a charger whose callback never came: the mode it reports tells."""
+    result_id = (call.context or {}).get("result")
+    result = (DeviceResult.objects.select_related("command").filter(pk=result_id).first()
+              if isinstance(result_id, int) else None)
+    if result is None or result.state != DeviceState.PENDING or outcome.state != CallState.SUCCEEDED:
+        return
+    try:
+        info = _read(call, outcome)
+    except SolaxError:
+        return
+    wanted = result.command.action.get("chargerMode")
+    if info.mode == wanted:
+        result.state = DeviceState.SUCCEEDED
+        result.answer = f"no callback; getPileInfo reports mode {PILE_MODE_LABELS.get(info.mode, info.mode)}"
+    else:
+        result.state = DeviceState.FAILED
+        shown = PILE_MODE_LABELS.get(info.mode, info.mode) if info.mode is not None else "unknown"
+        result.answer = f"no callback; getPileInfo reports mode {shown}, status {info.status}"
+    result.answered_at = timezone.now()
+    result.save(update_fields=["state", "answer", "answered_at"])
+    refresh(result.command)
+
+
+def _expired(command: Command) -> bool:
+    return command.expires_at is not None and timezone.now() >= command.expires_at
+
+
+def refresh(command: Command) -> Command:
+    """Recount the command's device results and derive its state (one aggregate, one update)."""
+    counts = DeviceResult.objects.filter(command=command).aggregate(
+        answered=Count("id", filter=~Q(state=DeviceState.PENDING)),
+        succeeded=Count("id", filter=Q(state=DeviceState.SUCCEEDED)),
+        failed=Count("id", filter=Q(state__in=[DeviceState.FAILED, DeviceState.NO_ANSWER])),
+        unknown=Count("id", filter=Q(state=DeviceState.UNKNOWN)),
+    )
+    command.devices_answered = counts["answered"]
+    command.devices_succeeded = counts["succeeded"]
+    command.devices_failed = counts["failed"]
+    state = _derive_state(command, counts["unknown"])
+    fields = ["devices_answered", "devices_succeeded", "devices_failed", "state"]
+    if state in FINAL_STATES and command.finished_at is None:
+        command.finished_at = timezone.now()
+        fields.append("finished_at")
+    command.state = state
+    Command.objects.filter(pk=command.pk).update(**{name: getattr(command, name) for name in fields})
+    return command
+
+
+def _derive_state(command: Command, unknown: int) -> str:
+    if command.state == CommandState.CANCELLED:
+        return command.state
+    if unknown and not command.resolution:
+        return CommandState.UNKNOWN
+    total = command.devices_total
+    if command.devices_answered < total:
+        batches = set(CommandBatch.objects.filter(command=command).values_list("state", flat=True))
+        if batches <= {CommandState.QUEUED}:
+            return CommandState.QUEUED
+        if CommandState.RUNNING in batches or command.devices_answered:
+            return CommandState.RUNNING
+        return CommandState.ACCEPTED
+    if command.devices_succeeded == total:
+        return CommandState.SUCCEEDED
+    if command.devices_succeeded == 0:
+        no_answer = DeviceResult.objects.filter(command=command, state=DeviceState.NO_ANSWER).count()
+        return CommandState.EXPIRED if no_answer == total else CommandState.FAILED
+    return CommandState.PARTIAL
+
+
+# Expiry, missing callbacks --------------------------------------------------------------------
+
+def expire_due(now: datetime | None = None) -> int:
+    """Settle commands past their expiry: pending devices get "no answer", queued polls are cancelled.
+    Returns how many commands expired."""
+    now = now or timezone.now()
+    expired = 0
+    due = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING],
+                                 expires_at__lte=now).values_list("pk", flat=True)
+    for pk in list(due[:500]):
+        with transaction.atomic():
+            command = Command.objects.select_for_update().filter(pk=pk).first()
+            if command is None or command.state in FINAL_STATES or command.state == CommandState.UNKNOWN:
+                continue
+            for call in ApiCall.objects.filter(origin_code=command.code, state=CallState.QUEUED,
+                                               priority__gte=Priority.POLL):
+                calls.cancel(call)
+            DeviceResult.objects.filter(command=command, state=DeviceState.PENDING).update(
+                state=DeviceState.NO_ANSWER, answer="no answer before the command expired", answered_at=now)
+            CommandBatch.objects.filter(command=command).exclude(
+                state__in=[CommandState.FAILED, CommandState.UNKNOWN]).update(state=CommandState.EXPIRED)
+            refresh(command)
+            expired += 1
+    return expired
+
+
+def check_missing_callbacks(now: datetime | None = None) -> int:
+    """Queue one getPileInfo per charger still pending once a batch's callback grace has passed (at
+    most one check per charger and command: a budgeted fallback, not a poll loop). Returns how many."""
+    now = now or timezone.now()
+    queued = 0
+    batches = (CommandBatch.objects.filter(state=CommandState.RUNNING, command__kind=CommandKind.CHARGER_MODE,
+                                           next_poll_at__lte=now, polls=0)
+               .select_related("command", "command__account"))
+    for batch in batches[:200]:
+        with transaction.atomic():
+            if CommandBatch.objects.filter(pk=batch.pk, polls=0).update(polls=1) != 1:
+                continue
+            for result in DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING):
+                calls.enqueue(batch.command.account, "pile_info", endpoints.pile_info_params(result.sn),
+                              purpose=f"no callback from {result.sn}", priority=Priority.POLL,
+                              handler="commands.pile_info", context={"result": result.pk},
+                              origin_kind="command", origin_code=batch.command.code)
+                queued += 1
+    return queued
+
+
+def tick() -> dict[str, int]:
+    """The beat tick of commands: expire the overdue, check chargers whose callbacks stayed away."""
+    return {"expired": expire_due(), "pile_checks": check_missing_callbacks()}
+
+
