@@ -37,9 +37,6 @@ def _fill(account: SolaxAccount, users: list) -> None:  # type: ignore[type-arg]
             created_by=rng.choice(users), devices_total=10, devices_answered=10))
         if len(batch) == 10_000:
             Command.objects.bulk_create(batch)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:  # as autovacuum would after a load this size
-            cursor.execute("ANALYZE fleet_command")
             batch = []
     Command.objects.bulk_create(batch)
     if connection.vendor == "postgresql":
