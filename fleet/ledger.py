@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
-from fleet.models import ApiCall, CallAttempt, CallState, Priority, SolaxAccount
+from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
 
 log = logging.getLogger("fleet.calls")
 
@@ -124,19 +124,16 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
     Runs under a lock on the account row (``select_for_update`` on PostgreSQL, the IMMEDIATE
     transaction's write lock on SQLite), so that workers on any number of machines share one budget.
-    The claim and its CallAttempt commit before any HTTP. Three statements: lock and measure, claim
-    the call, record the attempt.
+    The claim and its CallAttempt commit before any HTTP. Three statements: lock and measure (budget
+    use and reserved slots), claim the call, record the attempt.
     """
     with transaction.atomic():
         now = now or timezone.now()
         account = _lock_and_measure(account_id, now)
         if account is None or account.is_paused(now):
             return None
-        budget = _budget_from(account)
-        allowed = budget.lowest_priority_allowed()
-        if allowed is not None and allowed > Priority.CONTROL:
-            # Only then can the slots reserved for schedule edges change the answer (one query).
-            allowed = budget.lowest_priority_allowed(_reserved_for_schedules(account_id, now))
+        # Slots reserved for schedule edges about to fire go to control writes only.
+        allowed = _budget_from(account).lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
         if allowed is None:
             return None
         # Never earlier than the last attempt, so that seq and sent_at run in the same order even
@@ -153,19 +150,16 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
     return call
 
 
-def _reserved_for_schedules(account_id: int, now: datetime) -> int:
-    from fleet.schedules import reserved_slots  # the schedules import the pipeline, not the reverse
-
-    return reserved_slots(account_id, now)
-
-
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
-    """Lock the account row and read its budget use in one statement (the ORM equivalent is
-    `_usage_subqueries`; this hot path is hand-written because compiling four subqueries per call
-    cost more than running them)."""
+    """Lock the account row and read its budget use and the slots reserved for schedule edges in one
+    statement (the ORM equivalents are `_usage_subqueries` and `fleet.schedules.reserved_slots`; this
+    hot path is hand-written because compiling the subqueries per call cost more than running them)."""
+    from fleet.schedules import RESERVE_AHEAD, grace  # the schedules import the pipeline, not the reverse
+
     ops = connection.ops
     accounts = ops.quote_name(SolaxAccount._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
+    schedules = ops.quote_name(Schedule._meta.db_table)
     lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
     sql = (  # only the models' own quoted table names are interpolated
         f"SELECT a.*, "  # noqa: S608
@@ -174,11 +168,14 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id AND sent_at > %s ORDER BY sent_at LIMIT 1) "
         f"AS day_first_seq, "
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id AND sent_at > %s ORDER BY sent_at LIMIT 1) "
-        f"AS minute_first_seq "
+        f"AS minute_first_seq, "
+        f"(SELECT COALESCE(SUM(calls_per_edge), 0) FROM {schedules} WHERE account_id = a.id AND enabled = %s "
+        f"AND next_edge_at > %s AND next_edge_at <= %s) AS reserved_slots "
         f"FROM {accounts} a WHERE a.id = %s{lock}"
     )
     params = [ops.adapt_datetimefield_value(now - DAY), ops.adapt_datetimefield_value(now - minute_window()),
-              account_id]
+              True, ops.adapt_datetimefield_value(now - grace()),
+              ops.adapt_datetimefield_value(now + RESERVE_AHEAD), account_id]
     rows = list(SolaxAccount.objects.raw(sql, params))
     if not rows:
         return None
