@@ -51,7 +51,8 @@ from fleet.ledger import (  # noqa: E402
 )
 
 __all__ = [
-    "DAY", "Budget", "Handler", "Outcome", "accounts_with_due_calls", "budget_of", "cancel", "claim_next",
+    "DAY", "Budget", "Handler", "Outcome", "accounts_with_due_calls", "budget_of", "callback_url", "cancel",
+    "claim_next",
     "client_for", "enqueue", "kick", "minute_window", "next_free_slot", "prune_attempts", "pump",
     "queue_depth", "record_past_attempts", "recover_stale", "register", "send", "stale_after", "sweep",
 ]
@@ -110,8 +111,8 @@ def enqueue(
     """
     if handler and handler not in _HANDLERS:
         raise ValueError(f"no handler registered as {handler!r}")
-    if "tokenId" in params or "token" in params:
-        raise ValueError("the token is added at send time and never stored in the ledger")
+    if {"tokenId", "token", "callbackUrl"} & set(params):
+        raise ValueError("secrets (the token, the callback URL) are added at send time, never stored in the ledger")
     call = ApiCall.objects.create(
         account=account, endpoint=endpoint, params=params, purpose=purpose[:200],
         priority=default_priority(endpoint) if priority is None else priority,
@@ -143,6 +144,19 @@ def _session() -> requests.Session:
     return session
 
 
+def callback_url(account: SolaxAccount) -> str:
+    """The account's EV callback address. Its path is a secret: it is added to pile_cmd at send time
+    and never stored in the ledger, which every member of the organization can read."""
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.callback_secret}/"
+
+
+def _wire_params(call: ApiCall) -> dict[str, Any]:
+    """The call's stored parameters plus the secrets that are added only at send time."""
+    if call.endpoint == "pile_cmd":
+        return {**call.params, "callbackUrl": callback_url(call.account)}
+    return call.params
+
+
 def client_for(account: SolaxAccount) -> SolaxClient:
     """Return a client for the account. Only the pipeline builds one: nothing else talks to SolaX."""
     return SolaxClient(
@@ -162,7 +176,7 @@ def send(call: ApiCall) -> Outcome | None:
     """
     started = time.monotonic()
     try:
-        envelope = client_for(call.account).call(call.endpoint, call.params)
+        envelope = client_for(call.account).call(call.endpoint, _wire_params(call))
     except SolaxError as error:
         return _record_error(call, error, _elapsed_ms(started))
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the call SENDING forever

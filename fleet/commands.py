@@ -247,10 +247,6 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
 
 # Creating -------------------------------------------------------------------------------------
 
-def callback_url(account: SolaxAccount) -> str:
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.callback_secret}/"
-
-
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
                    ip: str | None = None, source: str = "manual", retry_of: Command | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
@@ -287,7 +283,11 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
 
 def _send_params(account: SolaxAccount, command: Command, resolved: _Resolved, chunk: list[str]) -> dict[str, Any]:
     if resolved.endpoint == "pile_cmd":
-        return endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], callback_url(account))
+        # Built with the real callback URL so that it is validated; the pipeline adds it again at send
+        # time, as it is a secret and must not sit in the ledger.
+        params = endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], calls.callback_url(account))
+        params.pop("callbackUrl")
+        return params
     spec = dict(resolved.params)
     if resolved.endpoint == "group_control":
         assert command.group is not None

@@ -87,6 +87,17 @@ class SolaxAccountForm(forms.ModelForm):
             raise ValidationError("The token must be 20 to 30 digits, nothing else.")
         return token
 
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        # The token goes wherever the base URLs point: moving them (another admin's token, perhaps)
+        # needs the token itself, so that nobody can send a stored token to a server of their own.
+        instance = self.instance
+        moved = instance.pk is not None and any(
+            cleaned.get(name) not in (None, getattr(instance, name)) for name in ("vpp_base_url", "ev_base_url"))
+        if moved and not cleaned.get("token"):
+            self.add_error("token", "Enter the token again to change where it is sent.")
+        return cleaned
+
     def clean_calls_per_minute(self) -> int:
         value = self.cleaned_data["calls_per_minute"]
         if not 1 <= value <= 10_000:

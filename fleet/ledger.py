@@ -124,8 +124,8 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
     Runs under a lock on the account row (``select_for_update`` on PostgreSQL, the IMMEDIATE
     transaction's write lock on SQLite), so that workers on any number of machines share one budget.
-    The claim and its CallAttempt commit before any HTTP. Three statements: lock and measure (budget
-    use and reserved slots), claim the call, record the attempt.
+    The claim and its CallAttempt commit before any HTTP: two statements on PostgreSQL (lock and
+    measure budget use and reserved slots; claim the call and record its attempt), three on SQLite.
     """
     with transaction.atomic():
         now = now or timezone.now()
@@ -140,12 +140,9 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
         # when workers on different machines disagree a little about the time.
         last_sent_at: datetime | None = getattr(account, "last_sent_at", None)
         sent_at = max(now, last_sent_at) if last_sent_at else now
-        call = _claim_due_call(account_id, now, allowed, sent_at)
+        call = _claim_due_call(account_id, now, allowed, sent_at, seq=(getattr(account, "last_seq", None) or 0) + 1)
         if call is None:
             return None
-        CallAttempt.objects.create(account_id=account_id, call_id=call.pk,
-                                   seq=(getattr(account, "last_seq", None) or 0) + 1,
-                                   sent_at=sent_at)
     call.account = account
     return call
 
@@ -190,21 +187,36 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
     return account
 
 
-def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime) -> ApiCall | None:
-    """Mark the first due call SENDING and return it, in one UPDATE ... RETURNING (SQLite 3.35+ and
-    PostgreSQL alike)."""
-    table = connection.ops.quote_name(ApiCall._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    # Only the model's own quoted table name is interpolated; every value is a parameter.
-    sql = (
+def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime, seq: int) -> ApiCall | None:
+    """Mark the first due call SENDING, record its attempt `seq`, and return the call.
+
+    One UPDATE ... RETURNING (SQLite 3.35+ and PostgreSQL alike); on PostgreSQL the attempt's INSERT
+    rides in the same statement as a data-modifying CTE, which SQLite does not have.
+    """
+    ops = connection.ops
+    table = ops.quote_name(ApiCall._meta.db_table)
+    attempts = ops.quote_name(CallAttempt._meta.db_table)
+    # Only the models' own quoted table names are interpolated; every value is a parameter.
+    update = (
         f"UPDATE {table} SET state = %s, sent_at = %s, attempts = attempts + 1 "  # noqa: S608
         f"WHERE state = %s AND id = (SELECT id FROM {table} WHERE account_id = %s AND state = %s "
         f"AND not_before <= %s AND priority <= %s ORDER BY priority, not_before, id LIMIT 1) RETURNING *"
     )
-    params = [CallState.SENDING, adapt(sent_at), CallState.QUEUED, account_id, CallState.QUEUED, adapt(now),
-              allowed]
-    claimed = list(ApiCall.objects.raw(sql, params))
-    return claimed[0] if claimed else None
+    params: list[Any] = [CallState.SENDING, ops.adapt_datetimefield_value(sent_at), CallState.QUEUED, account_id,
+                         CallState.QUEUED, ops.adapt_datetimefield_value(now), allowed]
+    with_attempt = connection.vendor == "postgresql"
+    if with_attempt:
+        update = (
+            f"WITH claimed AS ({update}), attempt AS (INSERT INTO {attempts} (account_id, call_id, seq, sent_at) "  # noqa: S608
+            f"SELECT %s, id, %s, %s FROM claimed) SELECT * FROM claimed"
+        )
+        params += [account_id, seq, ops.adapt_datetimefield_value(sent_at)]
+    claimed = list(ApiCall.objects.raw(update, params))
+    if not claimed:
+        return None
+    if not with_attempt:
+        CallAttempt.objects.create(account_id=account_id, call_id=claimed[0].pk, seq=seq, sent_at=sent_at)
+    return claimed[0]
 
 
 

@@ -7,6 +7,7 @@ import uuid
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from fleet.access import account_choice
@@ -56,7 +57,7 @@ def _log_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, o
         "code", "created", "endpoint", "purpose", "priority", "state", "attempts", "http_status",
         "vendor_code", "error", "duration_ms", "origin_kind", "origin_code", "params"), LOG_PAGE_SIZE
     ).get_page(request.GET.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    query = urlencode([(k, v) for k, v in filters.items() if v])
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CallState.choices,
             "endpoints": sorted(ENDPOINTS),
             "filter_query": query}

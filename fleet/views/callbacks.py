@@ -6,7 +6,6 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from fleet import callbacks
 from fleet.views.base import HtmxHttpRequest
@@ -14,10 +13,10 @@ from fleet.views.base import HtmxHttpRequest
 
 @csrf_exempt
 @login_not_required
-@require_http_methods(["GET", "POST"])
 def solax_callback(request: HtmxHttpRequest, secret: str) -> HttpResponse:
-    # GET is refused here rather than by @require_POST, whose 405 log line would carry the path, and
-    # the path carries the secret (a browser that follows the URL is the likely stray visitor).
+    # Every method but POST is refused here rather than by @require_POST / @require_http_methods,
+    # whose 405 log line would carry the path, and the path carries the secret (a browser, a link
+    # previewer's HEAD or a monitor's OPTIONS are the likely stray visitors).
     if request.method != "POST":
         refused = HttpResponseNotAllowed(["POST"])
         refused._has_been_logged = True  # type: ignore[attr-defined]

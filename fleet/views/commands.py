@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -130,7 +131,7 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
         "code", "label", "kind", "target_kind", "state", "created", "created_by__username", "group__name",
         "devices_total", "devices_answered", "devices_succeeded", "devices_failed", "resolution", "source", "sns")
     page = Paginator(history.order_by("-created", "-id"), PAGE_SIZE).get_page(get.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    query = urlencode([(k, v) for k, v in filters.items() if v])
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CommandState.choices,
             "kinds": CommandKind.choices, "targets": TargetKind.choices, "people": people,
             "filter_query": query}

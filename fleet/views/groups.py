@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
@@ -62,8 +63,8 @@ def _list_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, 
         "code", "name", "device_count", "remote_updated", "synced_at", "removed"), request)
     changes = mirror.changes_for(account, "group")
     rows = [(group, changes.by_code.get(str(group.code))) for group in page.object_list]
-    query = "&".join(f"{k}={v}" for k, v in (("account", account.code), ("q", q), ("sort", sort),
-                                               ("removed", "1" if show_removed else "")) if v)
+    query = urlencode([(k, v) for k, v in (("account", str(account.code)), ("q", q), ("sort", sort),
+                                            ("removed", "1" if show_removed else "")) if v])
     return {"page": page, "rows": rows, "changes": changes, "q": q, "sort": sort, "query": query,
             "show_removed": show_removed}
 
@@ -231,6 +232,16 @@ class _Echo:
         return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_response(filename: str, header: list[str], rows: object) -> StreamingHttpResponse:
     """Stream a CSV (rows are fetched in chunks: a 50,000-member fleet stays small in memory)."""
     writer = csv.writer(_Echo())
@@ -238,10 +249,11 @@ def csv_response(filename: str, header: list[str], rows: object) -> StreamingHtt
     def lines():  # type: ignore[no-untyped-def]
         yield writer.writerow(header)
         for row in rows:  # type: ignore[attr-defined]
-            yield writer.writerow(row)
+            yield writer.writerow([_cell(value) for value in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # group names become file names: quoted and encoded by Django, never pasted into the header
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename) or ""
     return response
 
 

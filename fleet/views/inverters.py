@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fleet import mirror
@@ -35,7 +36,7 @@ def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object
         "code", "inverter_sn", "dongle_sn", "rated_power", "in_group", "remote_created"), request)
     changes = mirror.changes_for(group.account, "member", group_code=str(group.code))
     rows = [(member, changes.by_code.get(str(member.code))) for member in page.object_list]
-    query = f"q={q}" if q else ""
+    query = urlencode({"q": q}) if q else ""
     return {"group": group, "account": group.account, "page": page, "rows": rows, "changes": changes, "q": q,
             "query": query}
 
@@ -174,8 +175,8 @@ def inverters(request: HtmxHttpRequest) -> HttpResponse:
             rows = rows.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q) | Q(group__name__icontains=q))
         page = paginate(rows.order_by("inverter_sn", "pk").only(
             "code", "inverter_sn", "dongle_sn", "rated_power", "in_group", "group__name", "group__code"), request)
-        context.update(page=page, q=q, query="&".join(
-            f"{k}={v}" for k, v in (("account", account.code), ("q", q)) if v))
+        context.update(page=page, q=q,
+                       query=urlencode([(k, v) for k, v in (("account", str(account.code)), ("q", q)) if v]))
     if request.htmx and request.htmx.target == "inverter-list":
         return render(request, "fleet/inverters.html#list", context)
     return render(request, "fleet/inverters.html", context)

@@ -40,6 +40,10 @@ def test_callbacks_settle_each_charger(mirrored_fleet, fast_commands, simulator,
     receipts = CallbackReceipt.objects.filter(account=mirrored_fleet)
     assert receipts.filter(rsp_type=2).count() == len(sns)
     assert not ApiCall.objects.filter(origin_code=command.code, endpoint="pile_info").exists()
+    # the callback address is a secret: the cloud got it, the ledger (readable by viewers) did not
+    for call in ApiCall.objects.filter(origin_code=command.code, endpoint="pile_cmd"):
+        assert "callbackUrl" not in call.params
+        assert mirrored_fleet.callback_secret not in str(call.params) + call.response + call.error
 
 
 def test_offline_chargers_time_out_and_unknown_ones_fail(mirrored_fleet, fast_commands, simulator, callbacks_here):
@@ -158,3 +162,16 @@ def test_the_callback_takes_only_post_and_needs_no_csrf(pile_task, mirrored_flee
     assert strict.get(f"/solax/callback/{mirrored_fleet.callback_secret}/").status_code == 405
     body = {"rspType": 1, "taskId": "abc123", "code": "0", "result": {"failureList": []}}
     assert _post(strict, mirrored_fleet, body).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["get", "head", "put", "patch", "delete", "options"])
+def test_no_method_but_post_is_served_and_none_logs_the_secret(client, pile_task, mirrored_fleet, caplog, method):
+    caplog.set_level("DEBUG")
+    response = getattr(client, method)(f"/solax/callback/{mirrored_fleet.callback_secret}/")
+    assert response.status_code == 405
+    assert mirrored_fleet.callback_secret not in caplog.text
+
+
+def test_the_ledger_refuses_to_store_a_callback_url(mirrored_fleet):
+    with pytest.raises(ValueError, match="send time"):
+        calls.enqueue(mirrored_fleet, "pile_cmd", {"sns": ["X"], "callbackUrl": "https://x/solax/callback/s/"})

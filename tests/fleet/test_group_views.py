@@ -235,3 +235,12 @@ def test_it_exports_groups_as_csv(operator_client, synced):
     lines = body.strip().splitlines()
     assert lines[0].startswith("name,group id,members")
     assert len(lines) == 1 + Group.objects.filter(account=synced).count()
+
+
+def test_the_page_links_keep_a_search_with_ampersands_intact(operator_client, synced):
+    from fleet.models import Group
+
+    Group.objects.filter(pk=Group.objects.filter(account=synced).first().pk).update(name="R&D #west")
+    body = operator_client.get(f"/groups/?account={synced.code}&q=R%26D+%23west").content.decode()
+    assert "R&amp;D #west" in body
+    assert "q=R%26D+%23west&amp;sort=" in body

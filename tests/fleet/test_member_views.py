@@ -180,6 +180,18 @@ def test_it_exports_members_as_csv(operator_client, synced):
     assert len(body.strip().splitlines()) == 1 + group.members.count()
 
 
+def test_an_export_is_safe_whatever_the_group_is_called(operator_client, synced):
+    """A name with quotes and a line break makes a well-formed header; a formula-like cell stays text."""
+    group = _group(synced)
+    Group.objects.filter(pk=group.pk).update(name='Nord "West"\nEvil')
+    group.members.filter(pk=group.members.first().pk).update(dongle_sn="=HYPERLINK(1)")
+    response = operator_client.get(f"/groups/{group.code}/members.csv")
+    assert response.status_code == 200
+    assert "\n" not in response["Content-Disposition"] and response["Content-Disposition"].startswith("attachment")
+    body = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK(1)" in body and ",=HYPERLINK" not in body
+
+
 def test_viewers_and_other_organizations(viewer_client, operator_client, synced, other_account):
     group = _group(synced)
     member = group.members.first()

@@ -160,3 +160,16 @@ def test_member_writes_are_post_only(admin_client_, operator):
     member = Membership.objects.get(user=operator)
     assert admin_client_.get(f"/settings/members/{member.code}/remove/").status_code == 405
     assert Membership.objects.filter(pk=member.pk).exists()
+
+
+def test_moving_the_base_urls_needs_the_token_again(admin_client_, account):
+    moved = _account_form(name="Main", token="", vpp_base_url="https://evil.example/proxy")
+    response = admin_client_.post(f"/settings/accounts/{account.code}/", moved)
+    assert response.status_code == 200
+    assert b"Enter the token again to change where it is sent." in response.content
+    account.refresh_from_db()
+    assert account.vpp_base_url != "https://evil.example/proxy"
+    response = admin_client_.post(f"/settings/accounts/{account.code}/", {**moved, "token": NEW_TOKEN})
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.vpp_base_url == "https://evil.example/proxy" and account.get_token() == NEW_TOKEN
