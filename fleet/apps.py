@@ -8,6 +8,9 @@ class FleetConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Importing the services registers their call-pipeline handlers (fleet.calls.register) in
-        # every process: web, worker and management commands alike.
-        from fleet import bindings, chargers, command_tracking, commands, mirror, schedules, sync  # noqa: F401
+        # Importing the services registers their call-pipeline handlers (fleet.pipeline.handlers) in
+        # every process: web, worker and management commands alike. Django's documented place for
+        # such registration is ready(); it is not an import dodging a cycle.
+        from fleet.commands import tracking  # noqa: F401
+        from fleet.mirror import bindings, chargers, sync, writes  # noqa: F401
+        from fleet.schedules import service  # noqa: F401

@@ -9,7 +9,7 @@ def organization(request: HttpRequest) -> dict[str, object]:
     """Expose the current membership (or None) to every template, without raising."""
     if not request.user.is_authenticated:
         return {"membership": None}
-    from fleet.access import current_membership
+    from fleet.accounts.access import current_membership
 
     try:
         membership: Membership | None = current_membership(request)

@@ -1,40 +1,25 @@
-"""Thin Celery tasks over the services: take ids, call a service, return."""
+"""Thin Celery tasks over the services: take ids, call a service, return. The call pipeline's own
+tasks (pump, sweep_calls, prune_attempts) live in fleet.pipeline.tasks under these same names."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import calls, chargers, command_tracking, schedules, sync
-
-
-@shared_task(ignore_result=True)
-def pump(account_id: int | None = None) -> int:
-    """Send the due calls of one account (or of all) while the budget allows."""
-    return calls.pump(account_id)
-
-
-@shared_task(ignore_result=True)
-def sweep_calls() -> int:
-    """Beat tick: recover calls left sending by a dead worker and send what is due."""
-    return calls.sweep()
-
-
-@shared_task(ignore_result=True)
-def prune_attempts() -> int:
-    """Hourly: forget budget rows the budget no longer looks at."""
-    return calls.prune_attempts()
+from fleet.commands import tracking
+from fleet.mirror import chargers, sync
+from fleet.schedules import service
 
 
 @shared_task(ignore_result=True)
 def schedules_tick() -> int:
     """Every minute: fire the due edges of every schedule once; returns how many fired."""
-    return schedules.tick().fired
+    return service.tick().fired
 
 
 @shared_task(ignore_result=True)
 def command_tick() -> dict[str, int]:
     """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
-    return command_tracking.tick()
+    return tracking.tick()
 
 
 @shared_task(ignore_result=True)

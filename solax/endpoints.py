@@ -35,6 +35,11 @@ from solax.parsing import (
 )
 
 Placement = Literal["query", "form", "json"]
+# What a call does at SolaX, which decides how it is sent: "control" and "management" calls change the
+# cloud (writes: sent at most once, never resent once they may have arrived), "poll" reads follow a
+# command, "read" is everything else. The pipeline's priorities follow this order.
+Kind = Literal["control", "management", "poll", "read"]
+WRITE_KINDS = frozenset({"control", "management"})
 
 MAX_PAGE_SIZE = 10_000  # not a vendor limit (none is documented): a guard against nonsense
 MAX_NAME_LENGTH = 255
@@ -43,7 +48,7 @@ MAX_NAME_LENGTH = 255
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint: ``base`` is "vpp" or "ev"; ``placement`` says where parameters go ("query",
-    "form" or "json"); ``write`` marks calls that change the cloud (sent at most once)."""
+    "form" or "json"); ``kind`` says what it does (see ``Kind``); ``write`` follows from it."""
 
     name: str
     base: Literal["vpp", "ev"]
@@ -51,36 +56,41 @@ class Endpoint:
     method: Literal["GET", "POST"]
     placement: Placement
     doc_section: str
-    write: bool = False
+    kind: Kind = "read"
+
+    @property
+    def write(self) -> bool:
+        """Whether the call changes the cloud: such a call is sent at most once."""
+        return self.kind in WRITE_KINDS
 
 
-def _vpp(name: str, path: str, section: str, write: bool = False) -> Endpoint:
+def _vpp(name: str, path: str, section: str, kind: Kind = "read") -> Endpoint:
     # The VPP document says "Request mode: POST" but every example is a query string: POST + query.
-    return Endpoint(name, "vpp", path, "POST", "query", section, write)
+    return Endpoint(name, "vpp", path, "POST", "query", section, kind)
 
 
 ENDPOINTS: dict[str, Endpoint] = {
     endpoint.name: endpoint
     for endpoint in (
-        _vpp("single_control", "/commandapi/singleControl", "VPP 1.1 Single Control", write=True),
-        _vpp("batch_control", "/commandapi/batchTempControl", "VPP 1.2 Batch Control", write=True),
-        _vpp("group_control", "/commandapi/groupControl", "VPP 1.3 Group Control", write=True),
-        _vpp("group_add", "/vppgroup/add", "VPP 2.1 Group Add", write=True),
-        _vpp("group_update", "/vppgroup/updateById", "VPP 2.2 Group Update", write=True),
-        _vpp("group_delete", "/vppgroup/deleteById", "VPP 2.3 Group Delete", write=True),
-        _vpp("group_delete_batch", "/vppgroup/deleteBatch", "VPP 2.4 Group Batch Deletion", write=True),
+        _vpp("single_control", "/commandapi/singleControl", "VPP 1.1 Single Control", kind="control"),
+        _vpp("batch_control", "/commandapi/batchTempControl", "VPP 1.2 Batch Control", kind="control"),
+        _vpp("group_control", "/commandapi/groupControl", "VPP 1.3 Group Control", kind="control"),
+        _vpp("group_add", "/vppgroup/add", "VPP 2.1 Group Add", kind="management"),
+        _vpp("group_update", "/vppgroup/updateById", "VPP 2.2 Group Update", kind="management"),
+        _vpp("group_delete", "/vppgroup/deleteById", "VPP 2.3 Group Delete", kind="management"),
+        _vpp("group_delete_batch", "/vppgroup/deleteBatch", "VPP 2.4 Group Batch Deletion", kind="management"),
         _vpp("group_query", "/vppgroup/findAll", "VPP 2.5 Group Query"),
         _vpp("group_fuzzy_query", "/vppgroup/findLikeName", "VPP 2.6 Group Fuzzy Query"),
-        _vpp("inverter_add", "/vppinverter/add", "VPP 3.1 Inverter Add", write=True),
-        _vpp("inverter_delete", "/vppinverter/deleteById", "VPP 3.2 Inverter Delete", write=True),
-        _vpp("inverter_delete_batch", "/vppinverter/deleteBatch", "VPP 3.3 Inverter Batch Deletion", write=True),
-        _vpp("inverter_update", "/vppinverter/updateById", "VPP 3.4 Inverter Update", write=True),
+        _vpp("inverter_add", "/vppinverter/add", "VPP 3.1 Inverter Add", kind="management"),
+        _vpp("inverter_delete", "/vppinverter/deleteById", "VPP 3.2 Inverter Delete", kind="management"),
+        _vpp("inverter_delete_batch", "/vppinverter/deleteBatch", "VPP 3.3 Inverter Batch Deletion", kind="management"),
+        _vpp("inverter_update", "/vppinverter/updateById", "VPP 3.4 Inverter Update", kind="management"),
         _vpp("inverter_query", "/vppinverter/findByGroupId", "VPP 3.5 Inverter Query"),
         _vpp("inverter_fuzzy_query", "/vppinverter/findByLike", "VPP 3.6 Inverter Fuzzy query"),
-        _vpp("query_command", "/commandapi/queryCommand", "VPP 4.1 Command Query"),
-        _vpp("query_result", "/commandapi/getQueryResult", "VPP 4.2 Result Query"),
-        Endpoint("bind_devices", "vpp", "/api/regsn", "POST", "json", "VPP 5 Device Binding", write=True),
-        Endpoint("pile_cmd", "ev", "/pileCmd", "POST", "json", "EV 3.1 work mode change", write=True),
+        _vpp("query_command", "/commandapi/queryCommand", "VPP 4.1 Command Query", kind="poll"),
+        _vpp("query_result", "/commandapi/getQueryResult", "VPP 4.2 Result Query", kind="poll"),
+        Endpoint("bind_devices", "vpp", "/api/regsn", "POST", "json", "VPP 5 Device Binding", kind="management"),
+        Endpoint("pile_cmd", "ev", "/pileCmd", "POST", "json", "EV 3.1 work mode change", kind="control"),
         Endpoint("pile_info", "ev", "/getPileInfo", "GET", "query", "EV 3.2 read charger status"),
     )
 }

@@ -125,6 +125,12 @@ class SolaxAccount(models.Model):
         return f"••••{self.token_last4}" if self.token_last4 else "(none)"
 
     @property
+    def callback_url(self) -> str:
+        """The account's EV callback address. Its path is a secret: it is added to pile_cmd at send
+        time and never stored in the ledger, which every member of the organization can read."""
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{self.callback_secret}/"
+
+    @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 

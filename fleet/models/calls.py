@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import SolaxAccount
+from solax.endpoints import ENDPOINTS
 
 RESPONSE_LIMIT = 4000  # characters of a response kept in the ledger
 
@@ -32,26 +33,19 @@ class CallState(models.TextChoices):
 
 FINAL_STATES = (CallState.SUCCEEDED, CallState.FAILED, CallState.UNKNOWN, CallState.CANCELLED)
 
-# Endpoints that change something at SolaX: at-most-once, never resent automatically once they may
-# have reached the cloud. Everything else is a read and retries with backoff.
-CONTROL_ENDPOINTS = frozenset({"single_control", "batch_control", "group_control", "pile_cmd"})
-MANAGEMENT_ENDPOINTS = frozenset({
-    "group_add", "group_update", "group_delete", "group_delete_batch",
-    "inverter_add", "inverter_delete", "inverter_delete_batch", "inverter_update", "bind_devices",
-})
-WRITE_ENDPOINTS = CONTROL_ENDPOINTS | MANAGEMENT_ENDPOINTS
-POLL_ENDPOINTS = frozenset({"query_command", "query_result"})
+# Priority by what an endpoint does; whether it writes is declared once, in solax.endpoints.
+_PRIORITY_OF_KIND = {"control": Priority.CONTROL, "management": Priority.MANAGEMENT, "poll": Priority.POLL,
+                     "read": Priority.READ}
 
 
 def default_priority(endpoint: str) -> Priority:
     """Return the priority an endpoint gets unless its caller says otherwise."""
-    if endpoint in CONTROL_ENDPOINTS:
-        return Priority.CONTROL
-    if endpoint in MANAGEMENT_ENDPOINTS:
-        return Priority.MANAGEMENT
-    if endpoint in POLL_ENDPOINTS:
-        return Priority.POLL
-    return Priority.READ
+    return _PRIORITY_OF_KIND[ENDPOINTS[endpoint].kind]
+
+
+def is_write_endpoint(endpoint: str) -> bool:
+    """Whether calls to ``endpoint`` change the cloud: sent at most once, never resent automatically."""
+    return ENDPOINTS[endpoint].write
 
 
 class ApiCall(models.Model):
@@ -73,7 +67,7 @@ class ApiCall(models.Model):
     error = models.TextField(blank=True)  # the vendor's exception text or our description of the failure
     response = models.TextField(blank=True)  # bounded copy of the body
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    # Who asked: a handler name (see fleet.calls.register) with its context, and the origin's code
+    # Who asked: a handler name (see fleet.pipeline.handlers.register) with its context, and the origin's code
     # (a command, a sync run, a binding request) so the log can be filtered by it.
     handler = models.CharField(max_length=60, blank=True)
     context = models.JSONField(default=dict, blank=True)
@@ -96,7 +90,7 @@ class ApiCall(models.Model):
 
     @property
     def is_write(self) -> bool:
-        return self.endpoint in WRITE_ENDPOINTS
+        return is_write_endpoint(self.endpoint)
 
     @property
     def is_final(self) -> bool:

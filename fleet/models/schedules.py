@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,14 @@ from django.utils import timezone as dj_timezone
 from fleet.models.accounts import SolaxAccount
 from fleet.models.commands import Command
 from fleet.models.mirror import Group
+
+# How far ahead of an edge the call pipeline keeps minute slots for it: the rolling minute plus one
+# tick period; and how late a missed tick may still send an edge (later, it is marked missed).
+RESERVE_AHEAD = timedelta(minutes=2)
+
+
+def grace() -> timedelta:
+    return timedelta(minutes=settings.SCHEDULE_GRACE_MINUTES)
 
 
 class ScheduleTarget(models.TextChoices):
@@ -40,7 +49,7 @@ class Schedule(models.Model):
     valid_from = models.DateField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
     # Control calls one edge needs, and the next edge's instant: the call pipeline reserves that many
-    # minute slots shortly before it (fleet.schedules.reserved_slots).
+    # minute slots shortly before it (fleet.pipeline.ledger.reserved_slots).
     calls_per_edge = models.PositiveIntegerField(default=1)
     next_edge_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=dj_timezone.now)

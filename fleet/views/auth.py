@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 
-from fleet.forms import ThrottledLoginForm
+from fleet.accounts.forms import ThrottledLoginForm
 
 
 @method_decorator(login_not_required, name="dispatch")

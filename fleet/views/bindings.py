@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet import bindings
-from fleet.access import account_choice, require_operator
-from fleet.mirror_forms import MAX_SNS_PER_SUBMISSION, BindingForm
+from fleet.accounts.access import account_choice, require_operator
+from fleet.mirror import bindings
+from fleet.mirror.forms import MAX_SNS_PER_SUBMISSION, BindingForm
 from fleet.models import BindingRequest
 from fleet.views.base import HtmxHttpRequest
 

@@ -10,9 +10,9 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from fleet.access import account_choice
-from fleet.budget import budget_view, hourly_calls
+from fleet.accounts.access import account_choice
 from fleet.models import ApiCall, CallState, SolaxAccount
+from fleet.pipeline.report import budget_view, hourly_calls
 from fleet.views.base import HtmxHttpRequest
 from solax.endpoints import ENDPOINTS
 

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from fleet import callbacks
+from fleet.commands import callbacks
 from fleet.views.base import HtmxHttpRequest
 
 

@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet import chargers as service
-from fleet.access import account_choice, current_membership, require_operator
-from fleet.mirror_forms import ChargerForm
+from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.mirror import chargers as service
+from fleet.mirror.forms import ChargerForm
 from fleet.models import ApiCall, Charger
 from fleet.views.base import HtmxHttpRequest
 from fleet.views.groups import _uuid, paginate

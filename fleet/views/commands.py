@@ -15,9 +15,9 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet import commands
-from fleet.access import account_choice, current_membership, require_operator
-from fleet.command_forms import CommandForm, initial_from_query
+from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.commands import service
+from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import ApiCall, Command, CommandKind, CommandState, Membership, Resolution, SolaxAccount, TargetKind
 from fleet.views.base import HtmxHttpRequest
 
@@ -62,7 +62,7 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
         context["posted"] = [(k, v) for k, values in request.POST.lists() if k != "csrfmiddlewaretoken"
                              for v in values]
         return render(request, "fleet/command_new.html", context)
-    command = commands.create_command(account, form.command_target, form.action, user=request.user,
+    command = service.create_command(account, form.command_target, form.action, user=request.user,
                                       ip=_client_ip(request),
                                       source="retry" if form.retry_command else "manual",
                                       retry_of=form.retry_command)
@@ -164,9 +164,9 @@ def command_resolve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     command = _command_for(request, code)
     try:
-        again = commands.resolve_unknown(command, request.POST.get("resolution", ""), user=request.user,
+        again = service.resolve_unknown(command, request.POST.get("resolution", ""), user=request.user,
                                          ip=_client_ip(request))
-    except commands.CommandError as exc:
+    except service.CommandError as exc:
         messages.error(request, "; ".join(exc.errors.values()))
         return redirect("fleet-command-detail", code=command.code)
     if again is not None:

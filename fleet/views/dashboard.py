@@ -5,10 +5,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from fleet.access import SESSION_KEY, current_membership
-from fleet.budget import budget_view
+from fleet.accounts.access import SESSION_KEY, current_membership
 from fleet.models import Charger, Command, CommandState, Group, Inverter, Membership
 from fleet.models.commands import ACTIVE_COMMAND_STATES
+from fleet.pipeline.report import budget_view
 from fleet.views.base import HtmxHttpRequest
 
 

@@ -14,9 +14,9 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from fleet import mirror, sync
-from fleet.access import account_choice, current_membership, require_operator
-from fleet.mirror_forms import CloudSearchForm, GroupNameForm, SelectionForm
+from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.mirror import sync, writes
+from fleet.mirror.forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
 from fleet.views.base import HtmxHttpRequest
 
@@ -61,7 +61,7 @@ def _list_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, 
         groups = groups.filter(name__icontains=q)
     page = paginate(groups.order_by(SORTS[sort], "pk").only(
         "code", "name", "device_count", "remote_updated", "synced_at", "removed"), request)
-    changes = mirror.changes_for(account, "group")
+    changes = writes.changes_for(account, "group")
     rows = [(group, changes.by_code.get(str(group.code))) for group in page.object_list]
     query = urlencode([(k, v) for k, v in (("account", str(account.code)), ("q", q), ("sort", sort),
                                             ("removed", "1" if show_removed else "")) if v])
@@ -84,7 +84,7 @@ def _render_page(request: HtmxHttpRequest, accounts: list[SolaxAccount], account
     cloud = request.GET.get("cloud")
     if cloud:
         call = ApiCall.objects.filter(account=account, code=_uuid(cloud), endpoint="group_fuzzy_query").first()
-        context.update(cloud_call=call, cloud_items=mirror.search_result(call) if call else None)
+        context.update(cloud_call=call, cloud_items=writes.search_result(call) if call else None)
     return render(request, "fleet/groups.html", context, status=status)
 
 
@@ -116,7 +116,7 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
     form = GroupNameForm(request.POST, account=account)
     if not form.is_valid():
         return _render_page(request, accounts, account, form=form, status=400)
-    mirror.request_group_add(account, form.cleaned_data["name"])
+    writes.request_group_add(account, form.cleaned_data["name"])
     return _back(request, account)
 
 
@@ -128,7 +128,7 @@ def group_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if not form.is_valid():
         return render(request, "fleet/groups.html#rename", {"group": group, "rename_form": form,
                                                             "account": group.account}, status=error_status(request))
-    mirror.request_group_rename(group, form.cleaned_data["name"])
+    writes.request_group_rename(group, form.cleaned_data["name"])
     return _back(request, group.account)
 
 
@@ -140,7 +140,7 @@ def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "fleet/groups.html#confirm", {"selected": [group], "account": group.account,
                                                              "action": reverse("fleet-group-delete", args=[code])})
-    mirror.request_groups_delete(group.account, [group])
+    writes.request_groups_delete(group.account, [group])
     return _back(request, group.account)
 
 
@@ -164,7 +164,7 @@ def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
     if request.POST.get("confirm") != "1":
         return render(request, "fleet/groups.html#confirm", {"selected": selected, "account": account,
                                                              "action": reverse("fleet-groups-delete")})
-    mirror.request_groups_delete(account, selected)
+    writes.request_groups_delete(account, selected)
     return _back(request, account)
 
 
@@ -178,7 +178,7 @@ def group_cloud_search(request: HtmxHttpRequest) -> HttpResponse:
     form = CloudSearchForm(request.POST)
     if not form.is_valid():
         return _render_page(request, accounts, account, search_form=form, status=400)
-    call = mirror.request_group_search(account, form.cleaned_data["q"])
+    call = writes.request_group_search(account, form.cleaned_data["q"])
     return redirect(f"{reverse('fleet-groups')}?account={account.code}&cloud={call.code}")
 
 
@@ -191,8 +191,8 @@ def cloud_result(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if call is None:
         raise Http404("No such search.")
     response = render(request, "fleet/groups.html#cloud", {"cloud_call": call,
-                                                           "cloud_items": mirror.search_result(call)})
-    if request.htmx and call.state not in mirror.PENDING:
+                                                           "cloud_items": writes.search_result(call)})
+    if request.htmx and call.state not in writes.PENDING:
         response.status_code = HttpResponseStopPolling.status_code
     return response
 

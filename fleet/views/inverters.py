@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet import mirror
-from fleet.access import account_choice, current_membership, require_operator
-from fleet.mirror_forms import SelectionForm, SnForm
+from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.mirror import writes
+from fleet.mirror.forms import SelectionForm, SnForm
 from fleet.models import ApiCall, Group, Inverter
 from fleet.views.base import HtmxHttpRequest
 from fleet.views.groups import _uuid, csv_response, error_status, group_for, paginate
@@ -34,7 +34,7 @@ def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object
         members = members.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q))
     page = paginate(members.order_by("inverter_sn", "pk").only(
         "code", "inverter_sn", "dongle_sn", "rated_power", "in_group", "remote_created"), request)
-    changes = mirror.changes_for(group.account, "member", group_code=str(group.code))
+    changes = writes.changes_for(group.account, "member", group_code=str(group.code))
     rows = [(member, changes.by_code.get(str(member.code))) for member in page.object_list]
     query = urlencode({"q": q}) if q else ""
     return {"group": group, "account": group.account, "page": page, "rows": rows, "changes": changes, "q": q,
@@ -50,7 +50,7 @@ def _render_detail(request: HtmxHttpRequest, group: Group, *, form: SnForm | Non
     cloud = request.GET.get("cloud")
     if cloud:
         call = ApiCall.objects.filter(account=group.account, code=_uuid(cloud), endpoint="inverter_fuzzy_query").first()
-        context.update(cloud_call=call, cloud_items=mirror.search_result(call) if call else None)
+        context.update(cloud_call=call, cloud_items=writes.search_result(call) if call else None)
     return render(request, "fleet/group_detail.html", context, status=status)
 
 
@@ -81,7 +81,7 @@ def member_add(request: HtmxHttpRequest, code: str) -> HttpResponse:
             form.add_error("sn", f"{sn} is a member of a group already; remove it there first.")
     if not form.is_valid():
         return _render_detail(request, group, form=form, status=400)
-    mirror.request_member_add(group, form.cleaned_data["sn"])
+    writes.request_member_add(group, form.cleaned_data["sn"])
     return _back(request, group)
 
 
@@ -95,7 +95,7 @@ def member_replace(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if not form.is_valid():
         return render(request, "fleet/group_detail.html#replace", {"member": member, "replace_form": form},
                       status=error_status(request))
-    mirror.request_member_replace(member, form.cleaned_data["sn"])
+    writes.request_member_replace(member, form.cleaned_data["sn"])
     return _back(request, member.group)
 
 
@@ -108,7 +108,7 @@ def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
         return render(request, "fleet/group_detail.html#confirm", {
             "selected": [member], "group": member.group,
             "action": reverse("fleet-group-member-remove", args=[member.code])})
-    mirror.request_members_delete(member.group, [member])
+    writes.request_members_delete(member.group, [member])
     return _back(request, member.group)
 
 
@@ -129,7 +129,7 @@ def members_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if request.POST.get("confirm") != "1":
         return render(request, "fleet/group_detail.html#confirm", {
             "selected": selected, "group": group, "action": reverse("fleet-group-members-remove", args=[group.code])})
-    mirror.request_members_delete(group, selected)
+    writes.request_members_delete(group, selected)
     return _back(request, group)
 
 
@@ -145,8 +145,8 @@ def member_cloud_search(request: HtmxHttpRequest, code: str) -> HttpResponse:
         context.update(form=SnForm(), search_error="Enter part of a dongle SN or an inverter SN.")
         return render(request, "fleet/group_detail.html", context, status=400)
     try:
-        call = mirror.request_member_search(group, wifi_sn, inverter_sn)
-    except mirror.MirrorError as exc:
+        call = writes.request_member_search(group, wifi_sn, inverter_sn)
+    except writes.MirrorError as exc:
         context = _members_context(request, group)
         context.update(form=SnForm(), search_error="; ".join(exc.errors.values()))
         return render(request, "fleet/group_detail.html", context, status=400)

@@ -9,8 +9,8 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.access import get_for_org, require_admin
-from fleet.forms import AddMemberForm, RoleForm, SolaxAccountForm
+from fleet.accounts.access import get_for_org, require_admin
+from fleet.accounts.forms import AddMemberForm, RoleForm, SolaxAccountForm
 from fleet.models import Membership, Role, SolaxAccount
 from fleet.views.base import HtmxHttpRequest
 

@@ -18,11 +18,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet import schedules
-from fleet.access import account_choice, current_membership, require_operator
-from fleet.forms import client_address
+from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.accounts.forms import client_address
 from fleet.models import DeviceResult, Occurrence, Schedule
-from fleet.schedule_forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
+from fleet.schedules import service, timeline
+from fleet.schedules.forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
 from fleet.views.base import HtmxHttpRequest
 
 PAGE_SIZE = 25
@@ -55,10 +55,10 @@ def _local(at: datetime, tz_name: str) -> str:
 
 
 def _row(schedule: Schedule, now: datetime) -> Row:
-    upcoming = schedules.next_edge(schedule, now) if schedule.enabled else None
+    upcoming = service.next_edge(schedule, now) if schedule.enabled else None
     next_fire = f"{upcoming.edge} {_local(upcoming.due_at, schedule.timezone)}" if upcoming else ""
-    return Row(schedule, schedules.target_label(schedule), schedules.describe_days(schedule),
-               schedules.describe_action(schedule.start_action), schedules.describe_action(schedule.end_action),
+    return Row(schedule, timeline.target_label(schedule), timeline.describe_days(schedule),
+               timeline.describe_action(schedule.start_action), timeline.describe_action(schedule.end_action),
                next_fire)
 
 
@@ -77,12 +77,12 @@ def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
                    total=len(every))
     if request.htmx and request.htmx.target == "schedule-list":
         return render(request, "fleet/schedules.html#list", context)
-    overlaps = schedules.find_overlaps(every, now)
+    overlaps = timeline.find_overlaps(every, now)
     conflicting = {o.first.pk for o in overlaps} | {o.second.pk for o in overlaps}
     today = now.astimezone(account.tzinfo).date()
     context.update(
-        overlaps=overlaps, timeline=schedules.week_timeline([s for s in every if s.enabled], today, conflicting),
-        budget_warnings=schedules.budget_warnings(account, every, now), hours=range(0, 24, 3),
+        overlaps=overlaps, timeline=timeline.week_timeline([s for s in every if s.enabled], today, conflicting),
+        budget_warnings=service.budget_warnings(account, every, now), hours=range(0, 24, 3),
     )
     return render(request, "fleet/schedules.html", context)
 
@@ -130,7 +130,7 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         schedule = Schedule(created_by=request.user)  # type: ignore[misc]
         _assign(schedule, form.cleaned_data)
-        schedules.prepare(schedule).save()
+        service.prepare(schedule).save()
         messages.success(request, f"Schedule “{schedule.name}” created.")
         return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {"form": form, "schedule": None})
@@ -143,7 +143,7 @@ def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     form = ScheduleForm(request.POST or None, organization=membership.organization, initial=_initial(schedule))
     if request.method == "POST" and form.is_valid():
         _assign(schedule, form.cleaned_data)
-        schedules.prepare(schedule).save()
+        service.prepare(schedule).save()
         messages.success(request, f"Schedule “{schedule.name}” saved.")
         return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {"form": form, "schedule": schedule})
@@ -168,7 +168,7 @@ def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     schedule = _get_schedule_for_user(request, code)
     schedule.enabled = not schedule.enabled
-    schedules.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
+    service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
     messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
     return redirect("fleet-schedule-detail", code=schedule.code)
 
@@ -196,10 +196,10 @@ def device_windows(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            command = schedules.send_action(data["account"], data["target_kind"], data["group_obj"],
+            command = service.send_action(data["account"], data["target_kind"], data["group_obj"],
                                             data["sns_list"], data["action"], user=request.user,
                                             ip=client_address(request), source="manual")
-        except schedules.EdgeRejected as exc:
+        except service.EdgeRejected as exc:
             form.add_error(None, f"The command was not created: {exc}.")
         else:
             messages.success(request, f"Device windows sent as command {command.code}.")

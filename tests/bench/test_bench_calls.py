@@ -20,8 +20,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Priority, SolaxAccount
+from fleet.pipeline import handlers, ledger, queue
 from solax.models import Envelope
 from solax.simulator.testing import running_simulator
 from tests.conftest import FAST_SIM
@@ -108,7 +108,7 @@ def test_dispatcher_overhead_per_call(org):
     done = ApiCall.objects.create(account=account, endpoint="group_query", priority=Priority.READ,
                                   state=CallState.SUCCEEDED)
     now = timezone.now()
-    calls.record_past_attempts(account, done, [now - timedelta(seconds=i * 8) for i in range(10_000)])
+    ledger.record_past_attempts(account, done, [now - timedelta(seconds=i * 8) for i in range(10_000)])
     _reads(account, 2000)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # the statistics autovacuum keeps in production
@@ -118,9 +118,9 @@ def test_dispatcher_overhead_per_call(org):
     timings = []
     for _ in range(500):
         started = time.perf_counter()
-        call = calls.claim_next(account.pk)
+        call = ledger.claim_next(account.pk)
         assert call is not None
-        calls._finish(call, CallState.SUCCEEDED, envelope=envelope, duration_ms=1)
+        handlers.finish(call, CallState.SUCCEEDED, envelope=envelope, duration_ms=1)
         timings.append((time.perf_counter() - started) * 1000)
     median = statistics.median(timings)
     p95 = statistics.quantiles(timings, n=20)[-1]
@@ -154,7 +154,7 @@ def test_click_to_wire(org):
             misses = 0
             for i in range(20):
                 with transaction.atomic():
-                    calls.enqueue(account, "group_control", {"groupId": group_id, "superType": "0", "mode": "0",
+                    queue.enqueue(account, "group_control", {"groupId": group_id, "superType": "0", "mode": "0",
                                                              "timeout": str(100 + i)}, purpose="bench")
                 committed = time.monotonic()
                 end = committed + 10

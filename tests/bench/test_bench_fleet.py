@@ -21,8 +21,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from fleet import calls, sync
+from fleet.mirror import sync
 from fleet.models import Group, Inverter, Membership, SolaxAccount, SyncRun
+from fleet.pipeline import dispatch, handlers
 from solax.simulator.testing import running_simulator
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
         needed_members = sum(math.ceil(len(g.members) / size) for g in groups if g.members)
 
         handler_seconds = 0.0
-        original = calls._run_handler
+        original = handlers._run_handler
 
         def timed(call, outcome):  # type: ignore[no-untyped-def]
             nonlocal handler_seconds
@@ -74,11 +75,11 @@ def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
             original(call, outcome)
             handler_seconds += time.perf_counter() - started
 
-        monkeypatch.setattr(calls, "_run_handler", timed)
+        monkeypatch.setattr(handlers, "_run_handler", timed)
         _reset_peak_rss()
         started = time.perf_counter()
         run = sync.start_sync(account)
-        calls.pump(account.pk, wait=False, max_seconds=600)
+        dispatch.pump(account.pk, wait=False, max_seconds=600)
         wall = time.perf_counter() - started
         peak = _peak_rss()
         run = SyncRun.objects.get(pk=run.pk)

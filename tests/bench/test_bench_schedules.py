@@ -15,8 +15,8 @@ from datetime import time as at
 import pytest
 from django.db import connection
 
-from fleet import schedules
 from fleet.models import Command, Group, Inverter, Schedule
+from fleet.schedules import service
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def _fleet(account, n: int) -> None:  # type: ignore[no-untyped-def]
                             start_action={**CHARGE, "manualMode": 1 + i % 2}, end_action=STOP,
                             start_time=at(2, 0), end_time=at(5, 0), weekdays=list(range(7)),
                             timezone="Europe/Berlin", created=CREATED)
-        rows.append(schedules.prepare(schedule, now=CREATED))
+        rows.append(service.prepare(schedule, now=CREATED))
     Schedule.objects.bulk_create(rows)
 
 
@@ -48,14 +48,14 @@ def test_bench_the_minute_tick(account, monkeypatch):
         return Command.objects.create(account=occurrence.schedule.account, kind="inverter_control",
                                       target_kind="group", action=CHARGE, label="bench")
 
-    monkeypatch.setattr(schedules, "send_edge", record)
+    monkeypatch.setattr(service, "send_edge", record)
     _fleet(account, 1000)
-    schedules.tick(datetime(2026, 1, 14, 12, 0, tzinfo=UTC))  # records yesterday's edges as missed
+    service.tick(datetime(2026, 1, 14, 12, 0, tzinfo=UTC))  # records yesterday's edges as missed
     started = time.perf_counter()
-    idle = schedules.tick(datetime(2026, 1, 15, 0, 30, tzinfo=UTC))
+    idle = service.tick(datetime(2026, 1, 15, 0, 30, tzinfo=UTC))
     idle_s = time.perf_counter() - started
     started = time.perf_counter()
-    busy = schedules.tick(datetime(2026, 1, 15, 1, 0, 10, tzinfo=UTC))
+    busy = service.tick(datetime(2026, 1, 15, 1, 0, 10, tzinfo=UTC))
     busy_s = time.perf_counter() - started
     assert idle.fired == 0 and busy.fired == 1000
     _emit("schedules_tick", schedules=1000, idle_tick_ms=round(idle_s * 1000, 1),

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Priority
+from fleet.pipeline import ledger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,7 +21,7 @@ def test_the_budget_page_draws_gauges_chart_and_log(page, live_server, login, op
                                       state=CallState.SUCCEEDED, params={"current": str(i), "size": "100"},
                                       purpose="fleet sync page", http_status=200, duration_ms=40 + i)
         times.append(now - timedelta(hours=i % 20, seconds=i))
-    calls.record_past_attempts(account, call, times)
+    ledger.record_past_attempts(account, call, times)
     ApiCall.objects.create(account=account, endpoint="group_control", priority=Priority.CONTROL,
                            state=CallState.UNKNOWN, params={"groupId": "1025", "superType": "1"},
                            purpose="group on", error="SolaxTimeout: no answer within 20 s")

@@ -8,8 +8,9 @@ import threading
 import pytest
 from playwright.sync_api import expect
 
-from fleet import calls, command_tracking
+from fleet.commands import tracking
 from fleet.models import Command, Group
+from fleet.pipeline import dispatch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,8 +26,8 @@ def pumping(mirrored_fleet):  # type: ignore[no-untyped-def]
 
         try:
             while not stop.is_set():
-                calls.pump(mirrored_fleet.pk, wait=False)
-                command_tracking.tick()
+                dispatch.pump(mirrored_fleet.pk, wait=False)
+                tracking.tick()
                 stop.wait(0.1)
         finally:
             connection.close()

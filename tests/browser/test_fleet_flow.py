@@ -8,7 +8,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from fleet import calls
+from fleet.pipeline import dispatch, queue
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -16,11 +16,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def worker(sim_account, simulator, monkeypatch):  # type: ignore[no-untyped-def]
     """Lift the minute limits and return a function that sends what the pages queued."""
-    monkeypatch.setattr(calls, "kick", lambda account_id=None: None)  # no Celery worker here
+    monkeypatch.setattr(queue, "kick", lambda account_id=None: None)  # no Celery worker here
     simulator.sim.configure(per_minute=1000)
     sim_account.calls_per_minute = 1000
     sim_account.save()
-    return lambda: calls.pump(sim_account.pk, wait=False)
+    return lambda: dispatch.pump(sim_account.pk, wait=False)
 
 
 def test_an_operator_manages_the_fleet(page, live_server, login, operator, sim_account, simulator, worker,

@@ -6,8 +6,8 @@ from datetime import time
 import pytest
 from playwright.sync_api import expect
 
-from fleet import schedules
 from fleet.models import Group, Inverter, Schedule
+from fleet.schedules import service
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -17,7 +17,7 @@ def test_an_operator_creates_a_schedule_and_sees_it_on_the_timeline(page, live_s
     north = Group.objects.create(account=account, remote_id="100", name="North")
     for i, sn in enumerate(("SNA1", "SNB2", "SNC3")):
         Inverter.objects.create(account=account, group=north, remote_id=str(i), inverter_sn=sn)
-    evening = schedules.prepare(Schedule(
+    evening = service.prepare(Schedule(
         account=account, name="Morning discharge", target_kind="selection", sns=["SNB2"],
         start_action={"superType": 2, "mode": 3, "manualMode": 2}, end_action={"superType": 2, "mode": 3,
                                                                                "manualMode": 0},

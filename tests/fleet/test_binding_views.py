@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from fleet import bindings, calls
+from fleet.mirror import bindings
 from fleet.models import ApiCall, BindingRequest, Priority
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,7 @@ def test_it_binds_and_files_each_sn_by_outcome(operator_client, sim_account, ten
     assert call.endpoint == "bind_devices" and call.priority == Priority.MANAGEMENT
     page = operator_client.get("/binding/")
     assert b"pending" in page.content and b"dongle's registration number" in page.content
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     request = BindingRequest.objects.get()
     assert (request.state, request.bound, request.failed, request.already_bound, request.unknown) == (
         "done", [free], [failing], [bound], [inverter_sn.upper()])

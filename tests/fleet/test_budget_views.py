@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Priority
+from fleet.pipeline import ledger
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_it_shows_gauges_queue_chart_and_log(operator_client, account):
     _calls(account, 3)
     sent = ApiCall.objects.create(account=account, endpoint="group_add", priority=Priority.MANAGEMENT,
                                   state=CallState.SUCCEEDED, params={"name": "North"}, purpose="create group")
-    calls.record_past_attempts(account, sent, [timezone.now()])
+    ledger.record_past_attempts(account, sent, [timezone.now()])
     body = operator_client.get("/budget/").content.decode()
     assert "1 / 10" in body  # the minute gauge
     assert "3 calls queued" in body
@@ -112,7 +112,7 @@ def test_the_budget_page_query_count_does_not_grow_with_the_log(operator_client,
 def test_budget_counts_come_from_the_ledger(account):
     now = timezone.now()
     call = ApiCall.objects.create(account=account, endpoint="group_query", priority=Priority.READ)
-    calls.record_past_attempts(account, call, [now - timedelta(seconds=30), now - timedelta(hours=2),
+    ledger.record_past_attempts(account, call, [now - timedelta(seconds=30), now - timedelta(hours=2),
                                                now - timedelta(hours=25)])
-    budget = calls.budget_of(account, now)
+    budget = ledger.budget_of(account, now)
     assert (budget.minute_used, budget.day_used) == (1, 2)

@@ -3,15 +3,15 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from fleet import calls
+from fleet.pipeline import queue
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.django_db
 
 
-def test_calls_prints_the_queue_without_the_token(sim_account, capsys):
-    calls.enqueue(sim_account, "group_add", {"name": "Queued"}, purpose="create group Queued")
-    call_command("calls")
+def test_queue_prints_the_queue_without_the_token(sim_account, capsys):
+    queue.enqueue(sim_account, "group_add", {"name": "Queued"}, purpose="create group Queued")
+    call_command("queue")
     out = capsys.readouterr().out
     assert "management write 1" in out
     assert "create group Queued" in out
@@ -20,6 +20,6 @@ def test_calls_prints_the_queue_without_the_token(sim_account, capsys):
 
 def test_pump_drains_without_a_worker(sim_account, capsys):
     for name in ("A", "B"):
-        calls.enqueue(sim_account, "group_add", {"name": name})
+        queue.enqueue(sim_account, "group_add", {"name": name})
     call_command("pump")
     assert "Sent 2 call(s)." in capsys.readouterr().out

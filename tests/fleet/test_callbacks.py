@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from fleet import calls, command_tracking, commands
-from fleet.commands import Target
+from fleet.commands import service, tracking
+from fleet.commands.service import Target
 from fleet.models import ApiCall, CallbackReceipt, Command, CommandState, DeviceResult, DeviceState
+from fleet.pipeline import dispatch, queue
 
 from .test_command_tracking import drive
 
@@ -30,7 +31,7 @@ def _online_chargers(simulator) -> tuple[str, ...]:  # type: ignore[no-untyped-d
 def test_callbacks_settle_each_charger(mirrored_fleet, fast_commands, simulator, callbacks_here):
     simulator.sim.configure(callback_drop_rate=0.0, callback_duplicate_rate=1.0, callback_late_rate=0.0)
     sns = _online_chargers(simulator)
-    command = commands.create_command(mirrored_fleet, Target("chargers", sns=sns), {"chargerMode": 2})
+    command = service.create_command(mirrored_fleet, Target("chargers", sns=sns), {"chargerMode": 2})
     command = drive(command)
     assert command.state == CommandState.SUCCEEDED, list(command.results.values("sn", "state", "answer"))
     assert command.devices_succeeded == len(sns)
@@ -51,7 +52,7 @@ def test_offline_chargers_time_out_and_unknown_ones_fail(mirrored_fleet, fast_co
     chargers = simulator.sim.tenant().chargers
     offline = [sn for sn, c in chargers.items() if not c.online]
     assert offline
-    command = commands.create_command(mirrored_fleet, Target("chargers", sns=tuple(chargers)), {"chargerMode": 1})
+    command = service.create_command(mirrored_fleet, Target("chargers", sns=tuple(chargers)), {"chargerMode": 1})
     command = drive(command)
     assert command.state == CommandState.PARTIAL
     silent = command.results.filter(sn__in=offline)
@@ -62,7 +63,7 @@ def test_offline_chargers_time_out_and_unknown_ones_fail(mirrored_fleet, fast_co
 def test_missing_callbacks_are_checked_with_pile_info(mirrored_fleet, fast_commands, simulator, callbacks_here):
     simulator.sim.configure(callback_drop_rate=1.0)
     sns = _online_chargers(simulator)[:2]
-    command = commands.create_command(mirrored_fleet, Target("chargers", sns=sns), {"chargerMode": 3})
+    command = service.create_command(mirrored_fleet, Target("chargers", sns=sns), {"chargerMode": 3})
     command = drive(command)
     assert command.state == CommandState.SUCCEEDED
     checks = ApiCall.objects.filter(origin_code=command.code, endpoint="pile_info")
@@ -76,10 +77,10 @@ def test_a_late_callback_still_counts_after_expiry(mirrored_fleet, fast_commands
     simulator.sim.configure(callback_drop_rate=0.0, callback_late_rate=1.0, callback_late_delay=1.5,
                             callback_duplicate_rate=0.0)
     sn = _online_chargers(simulator)[0]
-    command = commands.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 1})
+    command = service.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 1})
     Command.objects.filter(pk=command.pk).update(expires_at=command.created)  # expire at once
-    calls.pump(mirrored_fleet.pk, wait=False)
-    command_tracking.tick()
+    dispatch.pump(mirrored_fleet.pk, wait=False)
+    tracking.tick()
     command.refresh_from_db()
     assert command.state == CommandState.EXPIRED
     deadline = time.monotonic() + 8
@@ -96,7 +97,7 @@ def pile_task(mirrored_fleet, fast_commands, simulator):  # type: ignore[no-unty
     from fleet.models import CommandBatch
 
     sn = _online_chargers(simulator)[0]
-    command = commands.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 2})
+    command = service.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 2})
     CommandBatch.objects.filter(command=command).update(task_id="abc123", state=CommandState.RUNNING)
     return command, sn
 
@@ -174,4 +175,4 @@ def test_no_method_but_post_is_served_and_none_logs_the_secret(client, pile_task
 
 def test_the_ledger_refuses_to_store_a_callback_url(mirrored_fleet):
     with pytest.raises(ValueError, match="send time"):
-        calls.enqueue(mirrored_fleet, "pile_cmd", {"sns": ["X"], "callbackUrl": "https://x/solax/callback/s/"})
+        queue.enqueue(mirrored_fleet, "pile_cmd", {"sns": ["X"], "callbackUrl": "https://x/solax/callback/s/"})

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallAttempt, CallState, Priority
+from fleet.pipeline import dispatch, handlers, ledger, queue
 from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 SEEN: list[tuple[str, str]] = []
 
 
-@calls.register("test.record")
+@handlers.register("test.record")
 def _record(call, outcome):  # type: ignore[no-untyped-def]
     SEEN.append((str(call.code), outcome.state))
 
@@ -27,30 +27,30 @@ def _clear_seen():
 
 
 def _group_add(account, name="Pipeline", **kwargs):  # type: ignore[no-untyped-def]
-    return calls.enqueue(account, "group_add", {"name": name}, purpose="test", handler="test.record", **kwargs)
+    return queue.enqueue(account, "group_add", {"name": name}, purpose="test", handler="test.record", **kwargs)
 
 
 def _read(account, **kwargs):  # type: ignore[no-untyped-def]
-    return calls.enqueue(account, "group_query", {"current": 1, "size": 10}, handler="test.record", **kwargs)
+    return queue.enqueue(account, "group_query", {"current": 1, "size": 10}, handler="test.record", **kwargs)
 
 
 def _fill_minute(account, n):  # type: ignore[no-untyped-def]
     filler = ApiCall.objects.create(account=account, endpoint="group_query", priority=Priority.READ,
                                     state=CallState.SUCCEEDED)
-    calls.record_past_attempts(account, filler, [timezone.now()] * n)
+    ledger.record_past_attempts(account, filler, [timezone.now()] * n)
 
 
 def test_enqueue_refuses_the_token_and_unknown_handlers(sim_account):
     with pytest.raises(ValueError, match="token"):
-        calls.enqueue(sim_account, "group_add", {"name": "x", "tokenId": TOKEN})
+        queue.enqueue(sim_account, "group_add", {"name": "x", "tokenId": TOKEN})
     with pytest.raises(ValueError, match="no handler"):
-        calls.enqueue(sim_account, "group_add", {"name": "x"}, handler="nope")
+        queue.enqueue(sim_account, "group_add", {"name": "x"}, handler="nope")
     assert not ApiCall.objects.exists()
 
 
 def test_enqueue_starts_a_pump_after_commit(sim_account, django_capture_on_commit_callbacks, monkeypatch):
     kicked = []
-    monkeypatch.setattr(calls, "kick", kicked.append)
+    monkeypatch.setattr(queue, "kick", kicked.append)
     with django_capture_on_commit_callbacks(execute=True):
         _group_add(sim_account)
     assert kicked == [sim_account.pk]
@@ -58,17 +58,17 @@ def test_enqueue_starts_a_pump_after_commit(sim_account, django_capture_on_commi
 
 def test_it_claims_in_priority_order(sim_account):
     read = _read(sim_account)
-    poll = calls.enqueue(sim_account, "query_command", {"commandId": "1"})
+    poll = queue.enqueue(sim_account, "query_command", {"commandId": "1"})
     write = _group_add(sim_account)
-    control = calls.enqueue(sim_account, "group_control", {"groupId": "1", "superType": 1, "systemSwitch": 1})
-    order = [calls.claim_next(sim_account.pk).pk for _ in range(4)]
+    control = queue.enqueue(sim_account, "group_control", {"groupId": "1", "superType": 1, "systemSwitch": 1})
+    order = [ledger.claim_next(sim_account.pk).pk for _ in range(4)]
     assert order == [control.pk, write.pk, poll.pk, read.pk]
-    assert calls.claim_next(sim_account.pk) is None
+    assert ledger.claim_next(sim_account.pk) is None
 
 
 def test_a_claim_is_a_sending_row_with_its_attempt(sim_account):
     call = _group_add(sim_account)
-    claimed = calls.claim_next(sim_account.pk)
+    claimed = ledger.claim_next(sim_account.pk)
     call.refresh_from_db()
     assert (claimed.pk, call.state, call.attempts) == (call.pk, CallState.SENDING, 1)
     assert CallAttempt.objects.filter(call=call).count() == 1
@@ -76,15 +76,15 @@ def test_a_claim_is_a_sending_row_with_its_attempt(sim_account):
 
 def test_it_waits_for_not_before(sim_account):
     _group_add(sim_account, not_before=timezone.now() + timedelta(minutes=5))
-    assert calls.claim_next(sim_account.pk) is None
+    assert ledger.claim_next(sim_account.pk) is None
 
 
 def test_the_minute_budget_holds_calls_back(sim_account):
     _fill_minute(sim_account, sim_account.calls_per_minute - sim_account.safety_margin_per_minute)
     _group_add(sim_account)
-    assert calls.claim_next(sim_account.pk) is None
-    later = timezone.now() + calls.minute_window() + timedelta(seconds=1)
-    assert calls.claim_next(sim_account.pk, now=later) is not None
+    assert ledger.claim_next(sim_account.pk) is None
+    later = timezone.now() + ledger.minute_window() + timedelta(seconds=1)
+    assert ledger.claim_next(sim_account.pk, now=later) is not None
 
 
 def test_the_end_of_the_day_is_kept_for_control(sim_account):
@@ -95,9 +95,9 @@ def test_the_end_of_the_day_is_kept_for_control(sim_account):
     sim_account.save()
     _fill_minute(sim_account, 905)  # 95 left of the day, 100 reserved for control
     read = _read(sim_account)
-    assert calls.claim_next(sim_account.pk) is None
-    control = calls.enqueue(sim_account, "group_control", {"groupId": "1", "superType": 1, "systemSwitch": 1})
-    assert calls.claim_next(sim_account.pk).pk == control.pk
+    assert ledger.claim_next(sim_account.pk) is None
+    control = queue.enqueue(sim_account, "group_control", {"groupId": "1", "superType": 1, "systemSwitch": 1})
+    assert ledger.claim_next(sim_account.pk).pk == control.pk
     read.refresh_from_db()
     assert read.state == CallState.QUEUED
 
@@ -106,12 +106,12 @@ def test_a_paused_account_sends_nothing(sim_account):
     sim_account.paused_until = timezone.now() + timedelta(minutes=1)
     sim_account.save()
     _group_add(sim_account)
-    assert calls.claim_next(sim_account.pk) is None
+    assert ledger.claim_next(sim_account.pk) is None
 
 
 def test_success_runs_the_handler_and_keeps_the_response_without_the_token(sim_account, simulator):
     call = _group_add(sim_account, name="Created")
-    assert calls.pump(sim_account.pk, wait=False) == 1
+    assert dispatch.pump(sim_account.pk, wait=False) == 1
     call.refresh_from_db()
     assert call.state == CallState.SUCCEEDED
     assert call.http_status == 200 and call.duration_ms is not None
@@ -122,8 +122,8 @@ def test_success_runs_the_handler_and_keeps_the_response_without_the_token(sim_a
 
 
 def test_a_vendor_error_fails_with_the_vendors_text(sim_account):
-    call = calls.enqueue(sim_account, "group_update", {"id": "999", "name": "x"}, handler="test.record")
-    calls.pump(sim_account.pk, wait=False)
+    call = queue.enqueue(sim_account, "group_update", {"id": "999", "name": "x"}, handler="test.record")
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.FAILED
     assert call.error and "ApiError" in call.error
@@ -133,7 +133,7 @@ def test_a_vendor_error_fails_with_the_vendors_text(sim_account):
 def test_a_rate_limit_answer_pauses_the_account_and_requeues(sim_account, simulator):
     simulator.configure(per_minute=1)
     first, second = _read(sim_account), _read(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     first.refresh_from_db(), second.refresh_from_db(), sim_account.refresh_from_db()
     assert first.state == CallState.SUCCEEDED
     assert second.state == CallState.QUEUED
@@ -147,7 +147,7 @@ def test_a_rate_limit_answer_pauses_the_account_and_requeues(sim_account, simula
 def test_the_lockout_answer_pauses_for_an_hour(sim_account, simulator):
     simulator.configure(per_minute=1, lockout_after=1)
     _read(sim_account), _read(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     sim_account.refresh_from_db()
     assert (sim_account.paused_until - timezone.now()).total_seconds() > 3500
     assert "locked the account out" in sim_account.pause_reason
@@ -156,7 +156,7 @@ def test_the_lockout_answer_pauses_for_an_hour(sim_account, simulator):
 def test_an_invalid_token_pauses_the_account_and_requeues(sim_account, simulator):
     simulator.configure(faults=[{"kind": "token_invalid"}])
     call = _group_add(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db(), sim_account.refresh_from_db()
     assert call.state == CallState.QUEUED
     assert "rejected the token" in sim_account.pause_reason
@@ -168,11 +168,11 @@ def test_a_write_that_may_have_arrived_becomes_unknown_and_is_never_resent(sim_a
     settings.SOLAX_READ_TIMEOUT = 1
     simulator.configure(faults=[{"kind": fault, "seconds": 2, "count": 1}])
     call = _group_add(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.UNKNOWN, call.error
     assert SEEN == [(str(call.code), "unknown")]
-    calls.pump(sim_account.pk, wait=False)  # nothing is resent
+    dispatch.pump(sim_account.pk, wait=False)  # nothing is resent
     assert simulator.counters()["tokens"][TOKEN]["calls"].get("group_add", 0) == 1
 
 
@@ -181,13 +181,13 @@ def test_a_read_that_failed_retries_with_backoff(sim_account, simulator, setting
     settings.SOLAX_READ_TIMEOUT = 1
     simulator.configure(faults=[{"kind": fault, "seconds": 2, "count": 1}])
     call = _read(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.QUEUED and call.attempts == 1
     assert call.not_before > timezone.now()
     call.not_before = timezone.now()
     call.save()
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.SUCCEEDED and call.attempts == 2
     assert CallAttempt.objects.filter(call=call).count() == 2
@@ -196,9 +196,9 @@ def test_a_read_that_failed_retries_with_backoff(sim_account, simulator, setting
 def test_a_read_gives_up_after_its_attempts(sim_account, simulator):
     simulator.configure(faults=[{"kind": "http_503"}])
     call = _read(sim_account)
-    for _ in range(calls.MAX_READ_ATTEMPTS):
+    for _ in range(dispatch.MAX_READ_ATTEMPTS):
         ApiCall.objects.filter(pk=call.pk).update(not_before=timezone.now())
-        calls.pump(sim_account.pk, wait=False)
+        dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.FAILED
     assert "503" in (call.error + str(call.http_status))
@@ -208,7 +208,7 @@ def test_a_refused_connection_requeues_even_a_write(sim_account):
     sim_account.vpp_base_url = "http://127.0.0.1:9/proxy"  # discard port: nothing listens
     sim_account.save()
     call = _group_add(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.QUEUED
     assert "NotSentError" in call.error
@@ -216,10 +216,10 @@ def test_a_refused_connection_requeues_even_a_write(sim_account):
 
 def test_the_sweeper_settles_calls_left_sending(sim_account):
     write, read = _group_add(sim_account), _read(sim_account)
-    calls.claim_next(sim_account.pk), calls.claim_next(sim_account.pk)
-    assert calls.recover_stale() == 0  # not stale yet
-    later = timezone.now() + calls.stale_after() + timedelta(seconds=1)
-    assert calls.recover_stale(now=later) == 2
+    ledger.claim_next(sim_account.pk), ledger.claim_next(sim_account.pk)
+    assert dispatch.recover_stale() == 0  # not stale yet
+    later = timezone.now() + dispatch.stale_after() + timedelta(seconds=1)
+    assert dispatch.recover_stale(now=later) == 2
     write.refresh_from_db(), read.refresh_from_db()
     assert write.state == CallState.UNKNOWN
     assert read.state == CallState.QUEUED
@@ -230,19 +230,19 @@ def test_cancel_only_touches_queued_calls(sim_account):
     queued, sending = _group_add(sim_account), _group_add(sim_account, name="Other")
     ApiCall.objects.filter(pk=sending.pk).update(state=CallState.SENDING)
     sending.refresh_from_db()
-    assert calls.cancel(queued) is True
-    assert calls.cancel(sending) is False
+    assert queue.cancel(queued) is True
+    assert queue.cancel(sending) is False
     queued.refresh_from_db()
     assert queued.state == CallState.CANCELLED
 
 
 def test_a_handler_error_does_not_lose_the_outcome(sim_account, caplog):
-    @calls.register("test.broken")
+    @handlers.register("test.broken")
     def _broken(call, outcome):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
 
-    call = calls.enqueue(sim_account, "group_add", {"name": "x"}, handler="test.broken")
-    calls.pump(sim_account.pk, wait=False)
+    call = queue.enqueue(sim_account, "group_add", {"name": "x"}, handler="test.broken")
+    dispatch.pump(sim_account.pk, wait=False)
     call.refresh_from_db()
     assert call.state == CallState.SUCCEEDED
     assert "handler failed" in call.error
@@ -253,7 +253,7 @@ def test_the_token_never_reaches_the_log(sim_account, simulator, caplog, setting
     simulator.configure(faults=[{"kind": "timeout", "seconds": 2, "count": 1}])
     caplog.set_level("DEBUG")
     _group_add(sim_account), _read(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     assert caplog.records
     assert TOKEN not in caplog.text
     for call in ApiCall.objects.all():
@@ -263,15 +263,15 @@ def test_the_token_never_reaches_the_log(sim_account, simulator, caplog, setting
 def test_old_budget_rows_are_pruned_and_the_sequence_goes_on(sim_account):
     call = _read(sim_account)
     now = timezone.now()
-    calls.record_past_attempts(sim_account, call, [now - timedelta(days=3), now - timedelta(hours=1)])
-    assert calls.prune_attempts(now) == 1
+    ledger.record_past_attempts(sim_account, call, [now - timedelta(days=3), now - timedelta(hours=1)])
+    assert ledger.prune_attempts(now) == 1
     assert list(CallAttempt.objects.values_list("seq", flat=True)) == [2]
-    assert calls.claim_next(sim_account.pk) is not None
+    assert ledger.claim_next(sim_account.pk) is not None
     assert sorted(CallAttempt.objects.values_list("seq", flat=True)) == [2, 3]
 
 
 def test_the_sweep_and_pump_tasks_call_the_services(sim_account):
-    from fleet import tasks
+    from fleet.pipeline import tasks
 
     _read(sim_account)
     assert tasks.pump(sim_account.pk) == 1
@@ -284,9 +284,9 @@ def test_sent_at_never_goes_backwards_along_the_sequence(sim_account):
     """A worker whose clock is behind still records its attempt after the last one."""
     call = _read(sim_account)
     ahead = timezone.now() + timedelta(seconds=5)
-    calls.record_past_attempts(sim_account, call, [ahead])
+    ledger.record_past_attempts(sim_account, call, [ahead])
     _read(sim_account)
     ApiCall.objects.filter(state=CallState.QUEUED).update(not_before=timezone.now() - timedelta(minutes=1))
-    assert calls.claim_next(sim_account.pk) is not None
+    assert ledger.claim_next(sim_account.pk) is not None
     latest = CallAttempt.objects.order_by("-seq").first()
     assert latest.seq == 2 and latest.sent_at >= ahead

@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Priority, SolaxAccount
+from fleet.pipeline import dispatch
 from solax.simulator.testing import running_simulator
 from tests.conftest import FAST_SIM
 from tests.support import workers
@@ -154,7 +154,7 @@ def test_a_worker_killed_at_random_never_duplicates_a_write(org, fast_pipeline):
             for p in procs:
                 p.kill()
                 p.wait()
-        calls.recover_stale(now=timezone.now() + timedelta(minutes=5))
+        dispatch.recover_stale(now=timezone.now() + timedelta(minutes=5))
         counters = sim.counters()
     states = _states(account)
     assert kills >= 3

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls, chargers
+from fleet.mirror import chargers
 from fleet.models import ApiCall, CallState, Charger, Priority
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def test_it_adds_a_charger_and_reads_its_status(operator_client, sim_account, te
     assert (call.endpoint, call.params, call.priority) == ("pile_info", {"pileSn": sn}, Priority.POLL)
     page = operator_client.get(f"/chargers/{charger.code}/")
     assert b"reading" in page.content and b"never read" in page.content
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     charger.refresh_from_db()
     remote = tenant.chargers[sn]
     assert (charger.status, charger.mode, charger.read_at is not None) == (remote.status, remote.mode, True)
@@ -64,7 +65,7 @@ def test_refresh_now_and_the_vendor_error(operator_client, sim_account):
     assert b"reading" in response.content
     operator_client.post(f"/chargers/{charger.code}/refresh/")
     assert ApiCall.objects.count() == 1  # one read in the queue at a time
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     assert ApiCall.objects.get().state == CallState.FAILED
     page = operator_client.get(f"/chargers/{charger.code}/")
     assert b"Last read failed" in page.content

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.command_forms import CommandForm, initial_from_query
+from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import ApiCall, Charger, Command, Group, Inverter
 from solax.control import FIELDS, required_fields
 

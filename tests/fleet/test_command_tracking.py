@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from fleet import calls, command_tracking, commands
-from fleet.commands import Target
+from fleet.commands import service, tracking
+from fleet.commands.service import Target
 from fleet.models import ApiCall, CallState, Command, CommandState, DeviceState, Group, Resolution
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,10 +20,10 @@ def drive(command: Command, seconds: float = 15.0) -> Command:
     """Pump the pipeline and tick the commands until the command settles; return it fresh."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        calls.pump(command.account_id, wait=False)
-        command_tracking.tick()
+        dispatch.pump(command.account_id, wait=False)
+        tracking.tick()
         command.refresh_from_db()
-        if command.state not in command_tracking.FINAL_STATES + (CommandState.UNKNOWN,):
+        if command.state not in tracking.FINAL_STATES + (CommandState.UNKNOWN,):
             time.sleep(0.05)
             continue
         return command
@@ -42,7 +43,7 @@ def test_it_follows_a_group_command_to_every_device(mirrored_fleet, fast_command
     group = Group.objects.filter(account=mirrored_fleet).first()
     for member in group.members.all():
         simulator.sim.set_device(member.inverter_sn, online=True)
-    command = commands.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
+    command = service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
     command = drive(command)
     assert command.state == CommandState.SUCCEEDED
     assert command.devices_answered == command.devices_total == group.members.count()
@@ -58,7 +59,7 @@ def test_it_follows_a_group_command_to_every_device(mirrored_fleet, fast_command
 def test_offline_devices_get_no_answer_when_the_command_expires(mirrored_fleet, fast_commands, simulator):
     fast_commands.COMMAND_EXPIRY_SECONDS = 3
     group, offline = _group_with_offline(simulator, mirrored_fleet)
-    command = commands.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
+    command = service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
     command = drive(command, 10)
     assert command.state == CommandState.PARTIAL
     silent = set(command.results.filter(state=DeviceState.NO_ANSWER).values_list("sn", flat=True))
@@ -72,7 +73,7 @@ def test_partial_success_keeps_the_vendors_text(mirrored_fleet, fast_commands, s
     sns = tuple(sorted(simulator.sim.tenant().inverters[sn].sn for sn in
                        mirrored_fleet.inverters.values_list("inverter_sn", flat=True)
                        if simulator.sim.tenant().inverters[sn].online))[:12]
-    command = commands.create_command(mirrored_fleet, Target("selection", sns=sns), {"superType": 1, "systemSwitch": 0})
+    command = service.create_command(mirrored_fleet, Target("selection", sns=sns), {"superType": 1, "systemSwitch": 0})
     command = drive(command)
     assert command.state == CommandState.PARTIAL
     answers = dict(command.results.values_list("state", "answer"))
@@ -88,7 +89,7 @@ def test_a_selection_over_100_is_split_into_batches(mirrored_fleet, fast_command
                       dongle_sn=f"SWZZ{i:06d}") for i in range(110)]
     Inverter.objects.bulk_create(extra)
     sns = tuple(i.inverter_sn for i in extra)
-    plan = commands.plan_command(mirrored_fleet, Target("selection", sns=sns), {"superType": 1, "systemSwitch": 1})
+    plan = service.plan_command(mirrored_fleet, Target("selection", sns=sns), {"superType": 1, "systemSwitch": 1})
     assert (plan.sends, plan.endpoint) == (2, "batch_control")
     assert [len(b) for b in plan.batches] == [100, 10]
 
@@ -98,27 +99,27 @@ def test_a_write_of_unknown_delivery_flags_the_command_until_an_operator_decides
     simulator.sim.configure(faults=[{"kind": "timeout", "endpoint": "single_control", "seconds": 3}])
     fast_commands.SOLAX_READ_TIMEOUT = 1
     sn = mirrored_fleet.inverters.order_by("inverter_sn").first().inverter_sn
-    command = commands.create_command(mirrored_fleet, Target("inverter", sns=(sn,)),
+    command = service.create_command(mirrored_fleet, Target("inverter", sns=(sn,)),
                                       {"superType": 1, "systemSwitch": 1})
     command = drive(command)
     assert command.state == CommandState.UNKNOWN
     assert command.results.get().state == DeviceState.UNKNOWN
     simulator.sim.configure(faults=[])
-    again = commands.resolve_unknown(command, Resolution.SENT_AGAIN, user=operator, ip="10.0.0.9")
+    again = service.resolve_unknown(command, Resolution.SENT_AGAIN, user=operator, ip="10.0.0.9")
     command.refresh_from_db()
     assert command.resolution == Resolution.SENT_AGAIN and command.resolved_by == operator
     assert command.state == CommandState.FAILED
     assert again is not None and again.retry_of == command and again.source == "resend"
-    with pytest.raises(commands.CommandError):
-        commands.resolve_unknown(command, Resolution.DELIVERED, user=operator)
+    with pytest.raises(service.CommandError):
+        service.resolve_unknown(command, Resolution.DELIVERED, user=operator)
 
 
 def test_retry_failed_devices_only_targets_the_failures(mirrored_fleet, fast_commands, simulator):
     fast_commands.COMMAND_EXPIRY_SECONDS = 3
     group, offline = _group_with_offline(simulator, mirrored_fleet)
-    command = drive(commands.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE), 10)
-    target = commands.retry_target(command)
+    command = drive(service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE), 10)
+    target = service.retry_target(command)
     assert set(target.sns) == offline
-    retry = commands.create_command(mirrored_fleet, target, commands.stored_action(command), source="retry",
+    retry = service.create_command(mirrored_fleet, target, service.stored_action(command), source="retry",
                                     retry_of=command)
     assert retry.retry_of == command and retry.devices_total == len(offline)

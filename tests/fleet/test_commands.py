@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls, commands
-from fleet.commands import CommandError, Target
+from fleet.commands import service
+from fleet.commands.service import CommandError, Target
 from fleet.models import ApiCall, CallState, Command, CommandBatch, DeviceResult, Group, Inverter, Priority
+from fleet.pipeline import ledger
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def group(account):  # type: ignore[no-untyped-def]
 
 
 def test_the_plan_counts_calls_and_the_share_of_today(account, group):
-    plan = commands.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
+    plan = service.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
     assert (plan.sends, plan.polls, plan.calls, plan.devices) == (1, 4, 5, 3)
     assert plan.day_share_percent == 0.05 and plan.fits_today
     assert plan.wait_seconds == 0 and plan.label == "System on to group North"
@@ -32,10 +33,10 @@ def test_the_plan_counts_calls_and_the_share_of_today(account, group):
 
 def test_the_plan_waits_behind_the_queue_and_a_spent_minute(account, group):
     call = ApiCall.objects.create(account=account, endpoint="group_query", priority=Priority.READ, params={})
-    calls.record_past_attempts(account, call, [timezone.now() - timedelta(seconds=5)] * 9)
+    ledger.record_past_attempts(account, call, [timezone.now() - timedelta(seconds=5)] * 9)
     for _ in range(12):
         ApiCall.objects.create(account=account, endpoint="single_control", priority=Priority.CONTROL, params={})
-    plan = commands.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
+    plan = service.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
     assert plan.queued_ahead == 12
     assert plan.wait_seconds >= 60  # 13 control calls at 9 a minute, the minute already spent
     assert plan.day_free == 10_000 - 100 - 9
@@ -44,12 +45,12 @@ def test_the_plan_waits_behind_the_queue_and_a_spent_minute(account, group):
 def test_a_paused_account_delays_the_plan(account, group):
     account.paused_until = timezone.now() + timedelta(minutes=10)
     account.save()
-    plan = commands.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
+    plan = service.plan_command(account, Target("group", group=group), {"superType": 1, "systemSwitch": 1})
     assert plan.wait_seconds > 500
 
 
 def test_create_command_writes_command_results_batches_and_calls(account, group, operator):
-    command = commands.create_command(account, Target("group", group=group), {"superType": 2, "mode": 3,
+    command = service.create_command(account, Target("group", group=group), {"superType": 2, "mode": 3,
                                                                                 "manualMode": 1},
                                       user=operator, ip="192.0.2.1")
     assert command.label == "Forced charge to group North" and command.created_by == operator
@@ -63,7 +64,7 @@ def test_create_command_writes_command_results_batches_and_calls(account, group,
 
 def test_a_bad_command_writes_nothing(account, group):
     with pytest.raises(CommandError) as raised:
-        commands.create_command(account, Target("selection", sns=("H4AA0000000000", "H4NOPE000001")),
+        service.create_command(account, Target("selection", sns=("H4AA0000000000", "H4NOPE000001")),
                                 {"superType": 0, "mode": 1, "activePower": 70000})
     assert set(raised.value.errors) >= {"sns", "activePower", "timeout"}
     assert not Command.objects.exists() and not ApiCall.objects.exists()
@@ -71,7 +72,7 @@ def test_a_bad_command_writes_nothing(account, group):
 
 def test_the_callback_url_carries_the_accounts_secret(account, settings):
     settings.PUBLIC_BASE_URL = "https://fleet.example"
-    assert calls.callback_url(account) == f"https://fleet.example/solax/callback/{account.callback_secret}/"
+    assert account.callback_url == f"https://fleet.example/solax/callback/{account.callback_secret}/"
 
 
 def test_the_tick_is_a_beat_entry_that_expires():

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from fleet import calls, sync
+from fleet.mirror import sync
 from fleet.models import ApiCall, CallState, Group, Priority, SyncRun
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ HX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "groups-list"}
 @pytest.fixture
 def synced(sim_account):  # type: ignore[no-untyped-def]
     sync.start_sync(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     ApiCall.objects.all().delete()
     return sim_account
 
@@ -79,7 +80,7 @@ def test_it_creates_a_group_through_the_cloud(operator_client, sim_account, simu
     assert not Group.objects.exists()  # only when the cloud confirms
     assert b"pending" in response.content and b"create group Pilot East" in response.content
     assert b'hx-trigger="every 2s"' in response.content
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     group = Group.objects.get()
     assert group.name == "Pilot East" and group.remote_id in simulator.sim.tenants[simulator.token].groups
     response = operator_client.get("/groups/", **HX)
@@ -109,7 +110,7 @@ def test_bad_names_are_form_errors_and_nothing_is_sent(operator_client, sim_acco
 def test_the_vendor_error_shows_beside_the_change(operator_client, sim_account, simulator):
     existing = next(iter(_cloud_names(simulator)))  # in the cloud, not yet in the mirror
     operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": existing}, **HX)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     assert ApiCall.objects.get().state == CallState.FAILED
     response = operator_client.get("/groups/")
     assert b"The group name already exists" in response.content and b"refused" in response.content
@@ -123,7 +124,7 @@ def test_it_renames_a_group(operator_client, synced, simulator):
     group.refresh_from_db()
     assert group.name != "Renamed"
     assert f"pending: rename group {group.name} to Renamed".encode() in response.content
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     group.refresh_from_db()
     assert group.name == "Renamed" and "Renamed" in _cloud_names(simulator)
 
@@ -143,7 +144,7 @@ def test_it_deletes_a_group_after_confirmation(operator_client, synced, simulato
     assert b"Delete 1 group in SolaX Cloud?" in confirm.content and not ApiCall.objects.exists()
     operator_client.post(f"/groups/{group.code}/delete/", **HX)
     assert ApiCall.objects.get().endpoint == "group_delete"
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     group.refresh_from_db()
     assert group.removed and group.remote_id not in simulator.sim.tenants[simulator.token].groups
     assert not group.members.filter(removed=False).exists()
@@ -158,7 +159,7 @@ def test_it_batch_deletes_after_confirmation(operator_client, synced, simulator)
     call = ApiCall.objects.get()
     assert call.endpoint == "group_delete_batch"
     assert call.params == {"ids": ",".join(g.remote_id for g in chosen)}
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     assert Group.objects.filter(removed=True).count() == 2
     assert len(simulator.sim.tenants[simulator.token].groups) == 1
 
@@ -210,7 +211,7 @@ def test_sync_now_shows_progress(operator_client, sim_account):
     response = operator_client.post("/sync/", {"account": str(sim_account.code)}, HTTP_HX_REQUEST="true")
     run = SyncRun.objects.get()
     assert f"/sync/{run.code}/".encode() in response.content and b"<progress" in response.content
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     response = operator_client.get(f"/sync/{run.code}/", HTTP_HX_REQUEST="true")
     assert response.status_code == 286  # done: stop polling
     assert b"4 of 4 pages" in response.content and b"done" in response.content
@@ -223,7 +224,7 @@ def test_the_cloud_search_waits_for_its_answer(operator_client, synced, simulato
     assert call.endpoint == "group_fuzzy_query" and call.priority == Priority.POLL
     page = operator_client.get(response["Location"])
     assert b"waiting for SolaX" in page.content
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     result = operator_client.get(f"/cloud-search/{call.code}/", HTTP_HX_REQUEST="true")
     assert result.status_code == 286 and name.encode() in result.content
     assert operator_client.post("/groups/search/", {"account": str(synced.code), "q": ""}).status_code == 400

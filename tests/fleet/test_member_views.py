@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fleet import calls, sync
+from fleet.mirror import sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +16,7 @@ HX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "members"}
 @pytest.fixture
 def synced(sim_account):  # type: ignore[no-untyped-def]
     sync.start_sync(sim_account)
-    calls.pump(sim_account.pk, wait=False)
+    dispatch.pump(sim_account.pk, wait=False)
     ApiCall.objects.all().delete()
     return sim_account
 
@@ -75,7 +76,7 @@ def test_it_adds_a_member_through_the_cloud(operator_client, synced, tenant):
     call = ApiCall.objects.get()
     assert call.params == {"groupId": group.remote_id, "inverterSn": sn} and call.priority == Priority.MANAGEMENT
     assert not Inverter.objects.filter(inverter_sn=sn).exists()
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     member = Inverter.objects.get(inverter_sn=sn, removed=False)
     assert member.group == group and member.remote_id in tenant.members
     group.refresh_from_db()
@@ -106,7 +107,7 @@ def test_the_vendor_refusal_shows_its_text(operator_client, synced, tenant):
     group = _group(synced)
     unbound = next(inv.sn for inv in tenant.inverters.values() if not inv.bound)
     operator_client.post(f"/groups/{group.code}/members/add/", {"sn": unbound}, **HX)
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     assert ApiCall.objects.get().state == CallState.FAILED
     page = operator_client.get(f"/groups/{group.code}/")
     assert b"no auth!" in page.content and not Inverter.objects.filter(inverter_sn=unbound).exists()
@@ -119,7 +120,7 @@ def test_it_replaces_an_sn(operator_client, synced, tenant):
     assert b"pending: replace" in response.content
     member.refresh_from_db()
     assert member.inverter_sn != new_sn
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     member.refresh_from_db()
     assert member.inverter_sn == new_sn and tenant.members[member.remote_id].inverter_sn == new_sn
 
@@ -140,7 +141,7 @@ def test_it_removes_a_member_after_confirmation(operator_client, synced, tenant)
     assert b"Remove 1 member from" in confirm.content and not ApiCall.objects.exists()
     operator_client.post(f"/members/{member.code}/remove/", **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete"
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     member.refresh_from_db()
     assert member.removed and member.remote_id not in tenant.members
 
@@ -153,7 +154,7 @@ def test_it_batch_removes_members(operator_client, synced, tenant):
     assert b"Remove 2 members" in confirm.content and not ApiCall.objects.exists()
     operator_client.post(f"/groups/{group.code}/members/remove/", {**data, "confirm": "1"}, **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete_batch"
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     assert all(m.remote_id not in tenant.members for m in chosen)
     assert Inverter.objects.filter(pk__in=[m.pk for m in chosen], removed=True).count() == 2
     empty = operator_client.post(f"/groups/{group.code}/members/remove/", {}, **HX)
@@ -166,7 +167,7 @@ def test_the_cloud_member_search(operator_client, synced):
     response = operator_client.post(f"/groups/{group.code}/members/search/", {"wifi_sn": member.dongle_sn[:6]})
     call = ApiCall.objects.get()
     assert call.endpoint == "inverter_fuzzy_query"
-    calls.pump(synced.pk, wait=False)
+    dispatch.pump(synced.pk, wait=False)
     page = operator_client.get(response["Location"])
     assert member.inverter_sn.encode() in page.content
     assert operator_client.post(f"/groups/{group.code}/members/search/", {}).status_code == 400

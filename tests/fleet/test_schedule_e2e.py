@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import calls, schedules
 from fleet.models import Command, Group, Inverter, Occurrence, OccurrenceState, Schedule
+from fleet.pipeline import dispatch
+from fleet.schedules import service
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def _mirror_two_online_inverters(account, simulator):  # type: ignore[no-untyped
 def _follow(command: Command, seconds: float = 30) -> Command:
     deadline = clock.monotonic() + seconds
     while clock.monotonic() < deadline:
-        calls.pump(command.account_id, wait=False)
+        dispatch.pump(command.account_id, wait=False)
         command.refresh_from_db()
         if command.state in FINAL:
             return command
@@ -59,11 +60,11 @@ def test_a_schedule_from_the_page_fires_once_each_edge_against_the_simulator(ope
     assert response.status_code == 302, response.content.decode()
     schedule = Schedule.objects.get()
     Schedule.objects.filter(pk=schedule.pk).update(created=now - timedelta(minutes=1))
-    start_due, end_due = schedules.window(schedule, start.date())
+    start_due, end_due = service.window(schedule, start.date())
 
     for edge, due in (("start", start_due), ("end", end_due)):
-        assert schedules.tick(due + timedelta(seconds=1)).fired == 1
-        assert schedules.tick(due + timedelta(seconds=2)).fired == 0  # a double tick sends nothing more
+        assert service.tick(due + timedelta(seconds=1)).fired == 1
+        assert service.tick(due + timedelta(seconds=2)).fired == 0  # a double tick sends nothing more
         occurrence = Occurrence.objects.get(schedule=schedule, edge=edge)
         assert occurrence.state == OccurrenceState.FIRED and occurrence.command is not None
         command = _follow(occurrence.command)

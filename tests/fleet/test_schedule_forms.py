@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 import pytest
 
 from fleet.models import Charger, Group, Inverter, Organization
-from fleet.schedule_forms import DeviceWindowsForm, ScheduleForm
+from fleet.schedules.forms import DeviceWindowsForm, ScheduleForm
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_device_windows_are_for_inverters_only(org, account, fleet):
 
 def test_a_preset_action_needs_no_parameters_written_by_hand(org, account):  # type: ignore[no-untyped-def]
     from fleet.models import Group
-    from fleet.schedule_forms import ACTION_PRESETS, ScheduleForm
+    from fleet.schedules.forms import ACTION_PRESETS, ScheduleForm
 
     group = Group.objects.create(account=account, remote_id="77", name="North")
     form = ScheduleForm({
@@ -147,7 +147,7 @@ def test_a_preset_action_needs_no_parameters_written_by_hand(org, account):  # t
 
 def test_without_preset_or_custom_action_the_form_says_so(org, account):  # type: ignore[no-untyped-def]
     from fleet.models import Group
-    from fleet.schedule_forms import ScheduleForm
+    from fleet.schedules.forms import ScheduleForm
 
     group = Group.objects.create(account=account, remote_id="77", name="North")
     form = ScheduleForm({
@@ -160,7 +160,7 @@ def test_without_preset_or_custom_action_the_form_says_so(org, account):  # type
 
 def test_an_ev_preset_on_inverters_is_refused(org, account):  # type: ignore[no-untyped-def]
     from fleet.models import Group
-    from fleet.schedule_forms import ScheduleForm
+    from fleet.schedules.forms import ScheduleForm
 
     group = Group.objects.create(account=account, remote_id="77", name="North")
     form = ScheduleForm({

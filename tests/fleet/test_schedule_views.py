@@ -7,8 +7,8 @@ from datetime import date, time, timedelta
 import pytest
 from django.utils import timezone
 
-from fleet import schedules
 from fleet.models import Command, DeviceResult, Group, Inverter, Occurrence, Schedule
+from fleet.schedules import service
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def make(account, group, name="Night charge", **fields):  # type: ignore[no-unty
     values = {"account": account, "name": name, "target_kind": "group", "group": group, "start_action": CHARGE,
               "end_action": SELF_USE, "start_time": time(2, 0), "end_time": time(5, 0),
               "weekdays": list(range(7)), "timezone": "Europe/Berlin", **fields}
-    schedule = schedules.prepare(Schedule(**values))
+    schedule = service.prepare(Schedule(**values))
     schedule.save()
     return schedule
 
@@ -59,7 +59,7 @@ def test_viewers_read_but_are_not_offered_writes(viewer_client, account, north):
 def test_it_lists_next_fire_times_in_local_time(operator_client, account, north):
     make(account, north)
     body = operator_client.get("/schedules/").content.decode()
-    upcoming = schedules.next_edge(Schedule.objects.get(), timezone.now())
+    upcoming = service.next_edge(Schedule.objects.get(), timezone.now())
     assert upcoming is not None
     local = upcoming.due_at.astimezone(account.tzinfo)
     assert f"{upcoming.edge} {local:%a %d %b %H:%M} {local.tzname()}" in body
@@ -222,7 +222,7 @@ def test_device_windows_are_sent_as_one_command(operator_client, account, north,
         return Command.objects.create(account=account, kind="inverter_control", target_kind=target_kind,
                                       group=group, action=action, label="windows")
 
-    monkeypatch.setattr(schedules, "send_action", record)
+    monkeypatch.setattr(service, "send_action", record)
     response = operator_client.post("/schedules/device-windows/", windows(account, north))
     assert response.status_code == 302
     assert sent == [("group", north, 10, "manual")]
@@ -230,15 +230,15 @@ def test_device_windows_are_sent_as_one_command(operator_client, account, north,
 
 def test_a_refused_device_windows_command_is_a_form_error(operator_client, account, north, monkeypatch):
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise schedules.EdgeRejected("group: not in the cloud any more")
+        raise service.EdgeRejected("group: not in the cloud any more")
 
-    monkeypatch.setattr(schedules, "send_action", refuse)
+    monkeypatch.setattr(service, "send_action", refuse)
     body = operator_client.post("/schedules/device-windows/", windows(account, north)).content.decode()
     assert "The command was not created: group: not in the cloud any more." in body
 
 
 def test_bad_device_windows_are_errors_and_nothing_is_sent(operator_client, account, north, monkeypatch):
-    monkeypatch.setattr(schedules, "send_action", lambda *a, **k: pytest.fail("nothing may be sent"))
+    monkeypatch.setattr(service, "send_action", lambda *a, **k: pytest.fail("nothing may be sent"))
     body = operator_client.post("/schedules/device-windows/",
                                 windows(account, north, charge_end_1="", period_2="on")).content.decode()
     assert "This field is required." in body and "Required for the second period." in body

@@ -11,7 +11,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from fleet import calls, schedules
 from fleet.models import (
     ApiCall,
     CallState,
@@ -24,6 +23,8 @@ from fleet.models import (
     Schedule,
     ScheduleTarget,
 )
+from fleet.pipeline import ledger, queue
+from fleet.schedules import service, timeline
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch):  # type: ignore[no-untyped-def]
     rec = Recorder()
-    monkeypatch.setattr(schedules, "send_edge", rec)
+    monkeypatch.setattr(service, "send_edge", rec)
     return rec
 
 
@@ -70,7 +71,7 @@ def make(account, group, name="Night charge", *, start=time(2, 0), end=time(5, 0
     values = {"account": account, "name": name, "target_kind": ScheduleTarget.GROUP, "group": group,
               "start_action": CHARGE, "end_action": SELF_USE, "start_time": start, "end_time": end,
               "weekdays": list(weekdays), "timezone": tz, "created": created, **fields}
-    schedule = schedules.prepare(Schedule(**values), now=created)
+    schedule = service.prepare(Schedule(**values), now=created)
     schedule.save()
     return schedule
 
@@ -78,31 +79,31 @@ def make(account, group, name="Night charge", *, start=time(2, 0), end=time(5, 0
 # Local times and the DST policy ----------------------------------------------------------------
 
 def test_a_local_time_is_the_wall_clock_of_the_timezone():
-    tz = schedules.ZoneInfo(BERLIN)
-    assert schedules.local_instant(date(2026, 1, 15), time(2, 0), tz) == utc(2026, 1, 15, 1, 0)
-    assert schedules.local_instant(date(2026, 7, 15), time(2, 0), tz) == utc(2026, 7, 15, 0, 0)
+    tz = service.ZoneInfo(BERLIN)
+    assert service.local_instant(date(2026, 1, 15), time(2, 0), tz) == utc(2026, 1, 15, 1, 0)
+    assert service.local_instant(date(2026, 7, 15), time(2, 0), tz) == utc(2026, 7, 15, 0, 0)
 
 
 def test_a_missing_local_time_moves_to_the_first_valid_minute_after_it():
-    tz = schedules.ZoneInfo(BERLIN)  # 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC)
-    assert schedules.local_instant(date(2026, 3, 29), time(2, 30), tz) == utc(2026, 3, 29, 1, 0)
-    assert schedules.local_instant(date(2026, 3, 29), time(2, 0), tz) == utc(2026, 3, 29, 1, 0)
-    assert schedules.local_instant(date(2026, 3, 29), time(3, 0), tz) == utc(2026, 3, 29, 1, 0)
+    tz = service.ZoneInfo(BERLIN)  # 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC)
+    assert service.local_instant(date(2026, 3, 29), time(2, 30), tz) == utc(2026, 3, 29, 1, 0)
+    assert service.local_instant(date(2026, 3, 29), time(2, 0), tz) == utc(2026, 3, 29, 1, 0)
+    assert service.local_instant(date(2026, 3, 29), time(3, 0), tz) == utc(2026, 3, 29, 1, 0)
 
 
 def test_an_ambiguous_local_time_takes_its_first_instance():
-    tz = schedules.ZoneInfo(BERLIN)  # 2026-10-25: 02:00-03:00 happens twice, first in CEST
-    assert schedules.local_instant(date(2026, 10, 25), time(2, 30), tz) == utc(2026, 10, 25, 0, 30)
+    tz = service.ZoneInfo(BERLIN)  # 2026-10-25: 02:00-03:00 happens twice, first in CEST
+    assert service.local_instant(date(2026, 10, 25), time(2, 30), tz) == utc(2026, 10, 25, 0, 30)
 
 
 # Firing -------------------------------------------------------------------------------------
 
 def test_it_fires_start_and_end_once_at_the_local_times(account, group, recorder):
     make(account, group)
-    assert schedules.tick(utc(2026, 1, 15, 0, 59)).fired == 0
-    assert schedules.tick(utc(2026, 1, 15, 1, 0, 20)).fired == 1  # 02:00 CET
-    assert schedules.tick(utc(2026, 1, 15, 1, 1)).fired == 0
-    assert schedules.tick(utc(2026, 1, 15, 4, 0, 5)).fired == 1  # 05:00 CET
+    assert service.tick(utc(2026, 1, 15, 0, 59)).fired == 0
+    assert service.tick(utc(2026, 1, 15, 1, 0, 20)).fired == 1  # 02:00 CET
+    assert service.tick(utc(2026, 1, 15, 1, 1)).fired == 0
+    assert service.tick(utc(2026, 1, 15, 4, 0, 5)).fired == 1  # 05:00 CET
     assert recorder.sent == [("Night charge", date(2026, 1, 15), "start"), ("Night charge", date(2026, 1, 15), "end")]
     start = Occurrence.objects.get(edge="start")
     assert start.state == OccurrenceState.FIRED and start.command is not None
@@ -111,8 +112,8 @@ def test_it_fires_start_and_end_once_at_the_local_times(account, group, recorder
 
 def test_a_double_tick_sends_once(account, group, recorder):
     make(account, group)
-    first = schedules.tick(utc(2026, 1, 15, 1, 0, 1))
-    second = schedules.tick(utc(2026, 1, 15, 1, 0, 1))
+    first = service.tick(utc(2026, 1, 15, 1, 0, 1))
+    second = service.tick(utc(2026, 1, 15, 1, 0, 1))
     assert (first.fired, second.fired) == (1, 0)
     assert len(recorder.sent) == 1
     assert Occurrence.objects.count() == 1 and Command.objects.count() == 1
@@ -123,24 +124,24 @@ def test_a_tick_that_lost_the_race_inserts_nothing(account, group, recorder):
     Occurrence.objects.create(schedule=schedule, local_date=date(2026, 1, 15), edge="start",
                               due_at=utc(2026, 1, 15, 1, 0), state=OccurrenceState.FIRED)
     # the tick read no key (as if another beat committed after it looked), the insert loses
-    planned = schedules.PlannedEdge(date(2026, 1, 15), "start", utc(2026, 1, 15, 1, 0))
-    assert schedules._record(schedule, planned, OccurrenceState.FIRED) is None
+    planned = service.PlannedEdge(date(2026, 1, 15), "start", utc(2026, 1, 15, 1, 0))
+    assert service._record(schedule, planned, OccurrenceState.FIRED) is None
     assert recorder.sent == [] and Command.objects.count() == 0
 
 
 def test_spring_forward_fires_at_the_first_valid_minute(account, group, recorder):
     make(account, group, start=time(2, 30), end=time(4, 0), created=utc(2026, 3, 29))
-    assert schedules.tick(utc(2026, 3, 29, 0, 59)).fired == 0
-    assert schedules.tick(utc(2026, 3, 29, 1, 0)).fired == 1  # 03:00 CEST, the first minute after 02:30
-    assert schedules.tick(utc(2026, 3, 29, 2, 0)).fired == 1  # 04:00 CEST
+    assert service.tick(utc(2026, 3, 29, 0, 59)).fired == 0
+    assert service.tick(utc(2026, 3, 29, 1, 0)).fired == 1  # 03:00 CEST, the first minute after 02:30
+    assert service.tick(utc(2026, 3, 29, 2, 0)).fired == 1  # 04:00 CEST
     assert [e for _, _, e in recorder.sent] == ["start", "end"]
 
 
 def test_fall_back_fires_an_ambiguous_time_once(account, group, recorder):
     make(account, group, start=time(2, 30), end=time(4, 0), created=utc(2026, 10, 25))
-    assert schedules.tick(utc(2026, 10, 25, 0, 30)).fired == 1  # 02:30 CEST
-    assert schedules.tick(utc(2026, 10, 25, 1, 30)).fired == 0  # 02:30 CET again: already fired
-    assert schedules.tick(utc(2026, 10, 25, 3, 0)).fired == 1  # 04:00 CET
+    assert service.tick(utc(2026, 10, 25, 0, 30)).fired == 1  # 02:30 CEST
+    assert service.tick(utc(2026, 10, 25, 1, 30)).fired == 0  # 02:30 CET again: already fired
+    assert service.tick(utc(2026, 10, 25, 3, 0)).fired == 1  # 04:00 CET
     assert recorder.sent == [("Night charge", date(2026, 10, 25), "start"), ("Night charge", date(2026, 10, 25), "end")]
 
 
@@ -148,7 +149,7 @@ def test_a_window_across_the_year_boundary(account, group, recorder):
     make(account, group, name="New year", start=time(23, 0), end=time(1, 0),
          created=utc(2026, 12, 31, 12))
     for minute in range(0, 36 * 60):
-        schedules.tick(utc(2026, 12, 31, 12, 0) + timedelta(minutes=minute))
+        service.tick(utc(2026, 12, 31, 12, 0) + timedelta(minutes=minute))
     assert recorder.sent == [("New year", date(2026, 12, 31), "start"), ("New year", date(2026, 12, 31), "end"),
                              ("New year", date(2027, 1, 1), "start")]
     end = Occurrence.objects.get(local_date=date(2026, 12, 31), edge="end")
@@ -157,16 +158,16 @@ def test_a_window_across_the_year_boundary(account, group, recorder):
 
 def test_a_one_off_date_fires_only_that_day(account, group, recorder):
     make(account, group, name="Once", weekdays=(), date=date(2027, 1, 1), created=utc(2026, 12, 30))
-    schedules.tick(utc(2026, 12, 31, 1, 0))
-    schedules.tick(utc(2027, 1, 1, 1, 0))
-    schedules.tick(utc(2027, 1, 8, 1, 0))
+    service.tick(utc(2026, 12, 31, 1, 0))
+    service.tick(utc(2027, 1, 1, 1, 0))
+    service.tick(utc(2027, 1, 8, 1, 0))
     assert recorder.sent == [("Once", date(2027, 1, 1), "start")]
 
 
 def test_missed_ticks_catch_up_within_the_grace_period(account, group, recorder, settings):
     settings.SCHEDULE_GRACE_MINUTES = 10
     make(account, group)
-    report = schedules.tick(utc(2026, 1, 15, 1, 9, 59))  # worker was down from 01:58 until now
+    report = service.tick(utc(2026, 1, 15, 1, 9, 59))  # worker was down from 01:58 until now
     assert report.fired == 1 and report.missed == 0
     assert recorder.sent == [("Night charge", date(2026, 1, 15), "start")]
 
@@ -174,19 +175,19 @@ def test_missed_ticks_catch_up_within_the_grace_period(account, group, recorder,
 def test_later_than_the_grace_period_the_edge_is_missed_and_never_sent(account, group, recorder, settings):
     settings.SCHEDULE_GRACE_MINUTES = 10
     make(account, group)
-    report = schedules.tick(utc(2026, 1, 15, 1, 10, 1))
+    report = service.tick(utc(2026, 1, 15, 1, 10, 1))
     assert (report.fired, report.missed) == (0, 1)
-    assert schedules.tick(utc(2026, 1, 15, 1, 11)).missed == 0  # recorded once
+    assert service.tick(utc(2026, 1, 15, 1, 11)).missed == 0  # recorded once
     missed = Occurrence.objects.get()
     assert missed.state == OccurrenceState.MISSED and missed.command is None
     assert recorder.sent == []
-    assert schedules.tick(utc(2026, 1, 15, 4, 0)).fired == 1  # the end still goes
+    assert service.tick(utc(2026, 1, 15, 4, 0)).fired == 1  # the end still goes
     assert recorder.sent == [("Night charge", date(2026, 1, 15), "end")]
 
 
 def test_a_long_outage_marks_every_old_edge_missed(account, group, recorder):
     make(account, group)
-    report = schedules.tick(utc(2026, 1, 17, 1, 5))  # down since the 15th
+    report = service.tick(utc(2026, 1, 17, 1, 5))  # down since the 15th
     assert report.fired == 1  # today's start, 5 minutes late
     assert report.missed == 3  # the end of the 15th, start and end of the 16th (two days back)
     assert Occurrence.objects.filter(state=OccurrenceState.MISSED).count() == 3
@@ -194,7 +195,7 @@ def test_a_long_outage_marks_every_old_edge_missed(account, group, recorder):
 
 def test_it_never_fires_before_the_schedule_existed(account, group, recorder):
     make(account, group, created=utc(2026, 1, 15, 1, 3))
-    schedules.tick(utc(2026, 1, 15, 1, 4))
+    service.tick(utc(2026, 1, 15, 1, 4))
     assert recorder.sent == []
     assert Occurrence.objects.count() == 0
 
@@ -204,18 +205,18 @@ def test_paused_and_expired_schedules_do_not_fire(account, group, recorder):
     make(account, group, name="Over", valid_until=date(2026, 1, 14))
     make(account, group, name="Later", valid_from=date(2026, 1, 16))
     make(account, group, name="Weekend", weekdays=(5, 6))  # the 15th is a Thursday
-    schedules.tick(utc(2026, 1, 15, 1, 0))
+    service.tick(utc(2026, 1, 15, 1, 0))
     assert recorder.sent == []
 
 
 def test_a_rejected_edge_is_recorded_and_not_retried(account, group, monkeypatch):
     def refuse(occurrence):  # type: ignore[no-untyped-def]
-        raise schedules.EdgeRejected("manualMode: required")
+        raise service.EdgeRejected("manualMode: required")
 
-    monkeypatch.setattr(schedules, "send_edge", refuse)
+    monkeypatch.setattr(service, "send_edge", refuse)
     make(account, group)
-    assert schedules.tick(utc(2026, 1, 15, 1, 0)).rejected == 1
-    assert schedules.tick(utc(2026, 1, 15, 1, 1)).rejected == 0
+    assert service.tick(utc(2026, 1, 15, 1, 0)).rejected == 1
+    assert service.tick(utc(2026, 1, 15, 1, 1)).rejected == 0
     occurrence = Occurrence.objects.get()
     assert occurrence.state == OccurrenceState.REJECTED and occurrence.error == "manualMode: required"
 
@@ -224,13 +225,13 @@ def test_the_real_seam_refuses_a_schedule_whose_group_is_gone(account, group):
     schedule = make(account, group)
     group.delete()
     schedule.refresh_from_db()
-    assert schedules.tick(utc(2026, 1, 15, 1, 0)).rejected == 1
+    assert service.tick(utc(2026, 1, 15, 1, 0)).rejected == 1
     assert Occurrence.objects.get().error == "the group of this schedule no longer exists"
 
 
 def test_the_tick_moves_next_edge_on(account, group, recorder):
     schedule = make(account, group)
-    schedules.tick(utc(2026, 1, 15, 1, 0))
+    service.tick(utc(2026, 1, 15, 1, 0))
     schedule.refresh_from_db()
     assert schedule.next_edge_at == utc(2026, 1, 15, 4, 0)
 
@@ -254,7 +255,7 @@ def test_two_concurrent_ticks_send_once(account, group, recorder):
     def run() -> None:
         try:
             barrier.wait()
-            schedules.tick(utc(2026, 1, 15, 1, 0, 30))
+            service.tick(utc(2026, 1, 15, 1, 0, 30))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
@@ -278,9 +279,9 @@ def test_reserved_slots_count_the_control_calls_of_edges_about_to_fire(account, 
     selection = make(account, None, name="Many", target_kind=ScheduleTarget.SELECTION,
                      sns=[f"SN{i:04d}" for i in range(150)])
     assert selection.calls_per_edge == 2
-    assert schedules.reserved_slots(account.pk, utc(2026, 1, 15, 0, 57)) == 0
-    assert schedules.reserved_slots(account.pk, utc(2026, 1, 15, 0, 58, 30)) == 3
-    assert schedules.reserved_slots(account.pk, utc(2026, 1, 15, 1, 3)) == 3  # due, not yet ticked
+    assert ledger.reserved_slots(account.pk, utc(2026, 1, 15, 0, 57)) == 0
+    assert ledger.reserved_slots(account.pk, utc(2026, 1, 15, 0, 58, 30)) == 3
+    assert ledger.reserved_slots(account.pk, utc(2026, 1, 15, 1, 3)) == 3  # due, not yet ticked
 
 
 def test_reads_cannot_take_the_slots_reserved_for_an_edge(account, group):
@@ -295,24 +296,24 @@ def test_reads_cannot_take_the_slots_reserved_for_an_edge(account, group):
     schedule.save()
     filler = ApiCall.objects.create(account=account, endpoint="group_query", priority=Priority.READ,
                                     state=CallState.SUCCEEDED)
-    calls.record_past_attempts(account, filler, [now])  # 2 free, both reserved
-    read = calls.enqueue(account, "group_query", {"current": 1, "size": 10})
+    ledger.record_past_attempts(account, filler, [now])  # 2 free, both reserved
+    read = queue.enqueue(account, "group_query", {"current": 1, "size": 10})
     now += timedelta(seconds=1)  # the calls are due
-    assert calls.claim_next(account.pk, now=now) is None
-    control = calls.enqueue(account, "group_control", {"groupId": "100", "superType": 1, "systemSwitch": 1})
-    assert calls.claim_next(account.pk, now=now).pk == control.pk
+    assert ledger.claim_next(account.pk, now=now) is None
+    control = queue.enqueue(account, "group_control", {"groupId": "100", "superType": 1, "systemSwitch": 1})
+    assert ledger.claim_next(account.pk, now=now).pk == control.pk
     read.refresh_from_db()
     assert read.state == CallState.QUEUED
     schedule.next_edge_at = now + timedelta(hours=1)
     schedule.save()
-    assert calls.claim_next(account.pk, now=now).pk == read.pk  # nothing reserved any more
+    assert ledger.claim_next(account.pk, now=now).pk == read.pk  # nothing reserved any more
 
 
 def test_the_page_warns_when_one_minute_needs_more_calls_than_the_budget(account, group):
     now = utc(2026, 1, 15, 0, 0)
     many = [make(account, None, name=f"S{i}", target_kind=ScheduleTarget.SELECTION,
                  sns=[f"SN{j}" for j in range(300)]) for i in range(4)]  # 3 calls each: 12 at 02:00
-    warnings = schedules.budget_warnings(account, many, now)
+    warnings = service.budget_warnings(account, many, now)
     assert ("Thu 02:00: 12 control calls are due but only 9 can go out a minute; the last will be about "
             "1 min late.") in warnings
 
@@ -327,7 +328,7 @@ def test_overlap_through_group_membership_with_a_conflicting_action(account, gro
              start=time(4, 0), end=time(6, 0))
     b.start_action = {"superType": 2, "mode": 3, "manualMode": 2}
     b.save()
-    overlaps = schedules.find_overlaps([a, b], utc(2026, 1, 15, 0, 0))
+    overlaps = timeline.find_overlaps([a, b], utc(2026, 1, 15, 0, 0))
     assert [(o.first.name, o.second.name, o.devices) for o in overlaps] == [("Charge", "Discharge", ["SNB"])]
     assert overlaps[0].starts == utc(2026, 1, 15, 3, 0)
 
@@ -340,12 +341,12 @@ def test_no_overlap_for_the_same_action_other_devices_or_other_hours(account, gr
                      sns=["SNZ"], start_action={"superType": 2, "mode": 3, "manualMode": 2})
     later = make(account, group, name="Later", start=time(5, 0), end=time(6, 0),
                  start_action={"superType": 2, "mode": 3, "manualMode": 2})
-    assert schedules.find_overlaps([a, same, elsewhere, later], utc(2026, 1, 15)) == []
+    assert timeline.find_overlaps([a, same, elsewhere, later], utc(2026, 1, 15)) == []
 
 
 def test_a_window_across_midnight_is_drawn_on_both_days(account, group):
     night = make(account, group, name="Night", start=time(22, 0), end=time(6, 0), weekdays=(4,))  # Friday
-    targets = schedules.week_timeline([night], date(2026, 1, 12), set())  # Monday
+    targets = timeline.week_timeline([night], date(2026, 1, 12), set())  # Monday
     rows = targets[0].rows
     friday, saturday = rows[4], rows[5]
     assert [(s.continues, round(s.left, 2), round(s.width, 2)) for s in friday.segments] == [(True, 91.67, 8.33)]

@@ -8,8 +8,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from fleet import calls, sync
+from fleet.mirror import sync
 from fleet.models import ApiCall, Group, Inverter, SyncRun
+from fleet.pipeline import dispatch
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def _tenant(simulator):  # type: ignore[no-untyped-def]
 
 def _run_to_end(account) -> SyncRun:  # type: ignore[no-untyped-def]
     run = sync.start_sync(account)
-    calls.pump(account.pk, wait=False)
+    dispatch.pump(account.pk, wait=False)
     run.refresh_from_db()
     return run
 
@@ -105,7 +106,7 @@ def test_it_rereads_unchanged_groups_after_a_day_or_when_full(roomy, simulator, 
     _run_to_end(roomy)
     before = _sent(simulator, "inverter_query")
     run = sync.start_sync(roomy, full=True)
-    calls.pump(roomy.pk, wait=False)
+    dispatch.pump(roomy.pk, wait=False)
     run.refresh_from_db()
     assert _sent(simulator, "inverter_query") - before == 3 and run.calls_used == 4
     Group.objects.update(members_synced_at=None)

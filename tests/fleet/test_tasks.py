@@ -21,10 +21,11 @@ def test_every_handler_declared_in_the_services_is_registered_at_start_up():
     import re
     from pathlib import Path
 
-    from fleet import calls
+    import fleet
+    from fleet.pipeline import handlers
 
-    source = Path(calls.__file__).parent
-    declared = {name for path in source.glob("*.py")
-                for name in re.findall(r'@calls\.register\("([^"]+)"\)', path.read_text())}
+    source = Path(fleet.__file__).parent
+    declared = {name for path in source.rglob("*.py")
+                for name in re.findall(r'handlers\.register\("([^"]+)"\)', path.read_text())}
     assert len(declared) >= 10
-    assert declared <= set(calls._HANDLERS), declared - set(calls._HANDLERS)
+    assert declared <= set(handlers._HANDLERS), declared - set(handlers._HANDLERS)

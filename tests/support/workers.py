@@ -38,8 +38,8 @@ def run_threads(n: int, account_id: int, until_idle: float = 60.0, stop_when_idl
                 ) -> list[BaseException]:
     """Run `n` pump threads, each looping like a worker that the sweeper kicks, until the account has
     no queued call (or for `until_idle` seconds); return what they raised."""
-    from fleet import calls
     from fleet.models import ApiCall, CallState
+    from fleet.pipeline import dispatch
 
     errors: list[BaseException] = []
 
@@ -47,7 +47,7 @@ def run_threads(n: int, account_id: int, until_idle: float = 60.0, stop_when_idl
         try:
             end = time.monotonic() + until_idle
             while time.monotonic() < end:
-                if not calls.pump(account_id, wait=True, max_seconds=2.0):
+                if not dispatch.pump(account_id, wait=True, max_seconds=2.0):
                     if stop_when_idle and not ApiCall.objects.filter(
                             account_id=account_id, state=CallState.QUEUED).exists():
                         return

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from fleet import calls
+from fleet.pipeline import dispatch
 
 
 class Command(BaseCommand):
@@ -25,10 +25,10 @@ class Command(BaseCommand):
         if options["loop"]:
             end = time.monotonic() + options["seconds"]
             while time.monotonic() < end:
-                calls.recover_stale()
-                if not calls.pump(wait=True, max_seconds=min(5.0, end - time.monotonic())):
+                dispatch.recover_stale()
+                if not dispatch.pump(wait=True, max_seconds=min(5.0, end - time.monotonic())):
                     time.sleep(0.05)
             return
-        calls.recover_stale()
-        sent = calls.pump(wait=options["wait"], max_seconds=options["seconds"])
+        dispatch.recover_stale()
+        sent = dispatch.pump(wait=options["wait"], max_seconds=options["seconds"])
         self.stdout.write(f"Sent {sent} call(s).")

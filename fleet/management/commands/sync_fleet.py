@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fleet import calls, sync
+from fleet.mirror import sync
 from fleet.models import SolaxAccount, SyncRun
+from fleet.pipeline import dispatch
 
 
 class Command(BaseCommand):
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             if options["no_wait"]:
                 continue
             while run.state == sync.RUNNING:
-                if calls.pump(account.pk, wait=True, max_seconds=30) == 0:
+                if dispatch.pump(account.pk, wait=True, max_seconds=30) == 0:
                     sync.finish_if_idle(run)
                     time.sleep(1)  # held by the budget or a pause: wait for the next slot
                 run = SyncRun.objects.get(pk=run.pk)

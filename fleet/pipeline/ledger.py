@@ -3,7 +3,7 @@
 Every HTTP request to SolaX leaves a CallAttempt, numbered per account under the account's lock, so
 the requests in any window are `last seq - first seq in the window + 1`. `claim_next` takes that lock,
 measures, picks the highest-priority due call the budget allows, marks it SENDING and records its
-attempt, all in one short transaction before any HTTP (fleet.calls does the rest).
+attempt, all in one short transaction before any HTTP (fleet.pipeline.dispatch does the rest).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
+from fleet.models.schedules import RESERVE_AHEAD, grace
 
 log = logging.getLogger("fleet.calls")
 
@@ -149,10 +150,8 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
     """Lock the account row and read its budget use and the slots reserved for schedule edges in one
-    statement (the ORM equivalents are `_usage_subqueries` and `fleet.schedules.reserved_slots`; this
+    statement (the ORM equivalents are `_usage_subqueries` and `reserved_slots`; this
     hot path is hand-written because compiling the subqueries per call cost more than running them)."""
-    from fleet.schedules import RESERVE_AHEAD, grace  # the schedules import the pipeline, not the reverse
-
     ops = connection.ops
     accounts = ops.quote_name(SolaxAccount._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
@@ -236,3 +235,12 @@ def queue_depth(account: SolaxAccount) -> dict[int, int]:
     rows = (ApiCall.objects.filter(account=account, state=CallState.QUEUED)
             .values("priority").annotate(n=Count("id")).order_by())
     return {row["priority"]: row["n"] for row in rows}
+
+
+def reserved_slots(account_id: int, now: datetime) -> int:
+    """Return the minute slots to keep for control calls of edges due now or within RESERVE_AHEAD
+    (one query). The call pipeline lets only control writes use them."""
+    total = Schedule.objects.filter(
+        account_id=account_id, enabled=True, next_edge_at__gt=now - grace(), next_edge_at__lte=now + RESERVE_AHEAD,
+    ).aggregate(n=Sum("calls_per_edge"))["n"]
+    return int(total or 0)

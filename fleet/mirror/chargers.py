@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Charger, Priority, SolaxAccount
+from fleet.pipeline import handlers, queue
 from solax import endpoints
 
 ROUND_ROBIN = "charger-status"  # origin_kind of the budgeted background reads
@@ -47,13 +47,13 @@ def request_status(charger: Charger, *, origin_kind: str = MANUAL) -> ApiCall:
     if pending is not None:
         return pending
     priority = Priority.POLL if origin_kind == MANUAL else Priority.READ
-    return calls.enqueue(charger.account, "pile_info", endpoints.pile_info_params(charger.sn),
+    return queue.enqueue(charger.account, "pile_info", endpoints.pile_info_params(charger.sn),
                          purpose=f"status of charger {charger.sn}", priority=priority, handler="chargers.status",
                          context={"charger": charger.pk}, origin_kind=origin_kind, origin_code=charger.code)
 
 
-@calls.register("chargers.status")
-def on_status(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("chargers.status")
+def on_status(call: ApiCall, outcome: handlers.Outcome) -> None:
     if outcome.state != CallState.SUCCEEDED or outcome.envelope is None:
         return
     info = endpoints.RESULT_PARSERS["pile_info"](outcome.envelope)

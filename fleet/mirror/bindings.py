@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
-from fleet import calls
 from fleet.models import ApiCall, BindingRequest, CallState, Priority, SolaxAccount
+from fleet.pipeline import handlers, queue
 from solax import endpoints
 from solax.control import MAX_SNS_PER_CALL
 from solax.errors import RequestValidationError
@@ -53,7 +53,7 @@ def request_binding(account: SolaxAccount, sns: Sequence[str],
         if user is not None and user.is_authenticated:
             request.created_by_id = user.pk
         request.save()
-        calls.enqueue(account, "bind_devices", params, purpose=f"bind {len(sns)} device(s)",
+        queue.enqueue(account, "bind_devices", params, purpose=f"bind {len(sns)} device(s)",
                       priority=Priority.MANAGEMENT, handler="bindings.result", context={"request": request.pk},
                       origin_kind=ORIGIN, origin_code=request.code)
     return request
@@ -66,8 +66,8 @@ def request_bindings(account: SolaxAccount, sns: Sequence[str],
         return [request_binding(account, part, user) for part in chunks(sns)]
 
 
-@calls.register("bindings.result")
-def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("bindings.result")
+def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
     request = BindingRequest.objects.filter(pk=call.context.get("request")).first()
     if request is None:
         return

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Priority, SolaxAccount
+from fleet.pipeline import ledger
 
 
 class Command(BaseCommand):
@@ -22,13 +22,13 @@ class Command(BaseCommand):
         if options["account"]:
             accounts = accounts.filter(name=options["account"])
         for account in accounts:
-            budget = calls.budget_of(account)
+            budget = ledger.budget_of(account)
             pause = f" PAUSED until {account.paused_until:%Y-%m-%d %H:%M:%S} ({account.pause_reason})" \
                 if account.is_paused() else ""
             self.stdout.write(
                 f"{account.organization} / {account.name} token {account.masked_token}: "
                 f"minute {budget.minute_used}/{budget.minute_limit}, day {budget.day_used}/{budget.day_limit}{pause}")
-            depth = calls.queue_depth(account)
+            depth = ledger.queue_depth(account)
             self.stdout.write("  queued: " + (", ".join(
                 f"{Priority(p).label} {n}" for p, n in sorted(depth.items())) or "none"))
             queued = ApiCall.objects.filter(account=account, state=CallState.QUEUED).order_by(

@@ -25,8 +25,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount, SyncRun
+from fleet.pipeline import handlers, ledger, queue
 from solax import endpoints
 from solax.models import Group as RemoteGroup
 from solax.models import Member as RemoteMember
@@ -59,7 +59,7 @@ def start_sync(account: SolaxAccount, *, full: bool = False) -> SyncRun:
 
 
 def _enqueue_group_page(run: SyncRun, number: int, *, full: bool) -> None:
-    calls.enqueue(
+    queue.enqueue(
         run.account, "group_query", endpoints.group_query_params(number, page_size()),
         purpose=f"sync: groups page {number}", priority=Priority.READ, handler="sync.group_page",
         context={"run": run.pk, "page": number, "full": full}, origin_kind=ORIGIN, origin_code=run.code,
@@ -67,7 +67,7 @@ def _enqueue_group_page(run: SyncRun, number: int, *, full: bool) -> None:
 
 
 def _enqueue_member_page(run: SyncRun, group: Group, number: int, *, full: bool) -> None:
-    calls.enqueue(
+    queue.enqueue(
         run.account, "inverter_query", endpoints.inverter_query_params(group.remote_id, number, page_size()),
         purpose=f"sync: members of {group.name} page {number}", priority=Priority.READ,
         handler="sync.member_page",
@@ -204,7 +204,7 @@ def _run_for(call: ApiCall) -> SyncRun | None:
     return SyncRun.objects.select_related("account").filter(pk=call.context.get("run")).first()
 
 
-def _count_call(run: SyncRun, outcome: calls.Outcome, **increments: Any) -> None:
+def _count_call(run: SyncRun, outcome: handlers.Outcome, **increments: Any) -> None:
     updates: dict[str, Any] = {"calls_used": F("calls_used") + 1}
     if outcome.state == CallState.SUCCEEDED:
         updates["pages_done"] = F("pages_done") + 1
@@ -213,15 +213,15 @@ def _count_call(run: SyncRun, outcome: calls.Outcome, **increments: Any) -> None
     SyncRun.objects.filter(pk=run.pk).update(**updates)
 
 
-def _fail(run: SyncRun, call: ApiCall, outcome: calls.Outcome) -> None:
+def _fail(run: SyncRun, call: ApiCall, outcome: handlers.Outcome) -> None:
     text = str(outcome.error) if outcome.error else (outcome.envelope.exception if outcome.envelope else "")
     message = f"{call.purpose}: {text or outcome.state}"[:500]
     run.refresh_from_db(fields=["error"])
     SyncRun.objects.filter(pk=run.pk).update(error=(run.error + "\n" + message).strip()[:2000])
 
 
-@calls.register("sync.group_page")
-def on_group_page(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("sync.group_page")
+def on_group_page(call: ApiCall, outcome: handlers.Outcome) -> None:
     run = _run_for(call)
     if run is None:
         return
@@ -246,8 +246,8 @@ def on_group_page(call: ApiCall, outcome: calls.Outcome) -> None:
     finish_if_idle(run)
 
 
-@calls.register("sync.member_page")
-def on_member_page(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("sync.member_page")
+def on_member_page(call: ApiCall, outcome: handlers.Outcome) -> None:
     run = _run_for(call)
     if run is None:
         return
@@ -309,7 +309,7 @@ def sync_due_accounts(now: datetime | None = None) -> list[SyncRun]:
         last = SyncRun.objects.filter(account=account).order_by("-started").first()
         if last is not None and (last.state == RUNNING or last.started > now - interval):
             continue
-        budget = calls.budget_of(account, now)
+        budget = ledger.budget_of(account, now)
         if budget.day_free - budget.control_reserve < estimated_calls(account):
             log.info("sync of account %s postponed: the budget cannot pay for it today", account.pk)
             continue

@@ -13,7 +13,6 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import (
     ApiCall,
     CallState,
@@ -25,6 +24,7 @@ from fleet.models import (
     DeviceState,
     Priority,
 )
+from fleet.pipeline import handlers, queue
 from solax import endpoints
 from solax.errors import SolaxError
 from solax.parsing import parse_envelope
@@ -63,25 +63,25 @@ def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: s
     batch.polls += 1
     batch.next_poll_at = at
     batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
-    calls.enqueue(command.account, endpoint, params, purpose=f"follow {command.label}"[:200], handler=handler,
+    queue.enqueue(command.account, endpoint, params, purpose=f"follow {command.label}"[:200], handler=handler,
                   context={"batch": batch.pk}, origin_kind="command", origin_code=command.code,
                   priority=Priority.POLL, not_before=at)
 
 
-def _read(call: ApiCall, outcome: calls.Outcome) -> Any:
+def _read(call: ApiCall, outcome: handlers.Outcome) -> Any:
     """Return the parsed result of a succeeded call; raise SolaxError if it cannot be read."""
     envelope = outcome.envelope or parse_envelope(call.response)
     return endpoints.RESULT_PARSERS[call.endpoint](envelope)
 
 
-def _error_text(call: ApiCall, outcome: calls.Outcome) -> str:
+def _error_text(call: ApiCall, outcome: handlers.Outcome) -> str:
     if outcome.error is not None:
         return str(outcome.error)[:500]
     return (call.error or "failed")[:500]
 
 
-@calls.register("commands.sent")
-def on_sent(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("commands.sent")
+def on_sent(call: ApiCall, outcome: handlers.Outcome) -> None:
     """The control call of a batch finished: start following it, or settle its devices."""
     batch = _batch_of(call)
     if batch is None:
@@ -93,7 +93,7 @@ def on_sent(call: ApiCall, outcome: calls.Outcome) -> None:
         try:
             vendor_id = _read(call, outcome)
         except SolaxError as exc:
-            outcome = calls.Outcome(state=CallState.UNKNOWN, error=exc)  # it arrived, but no id to follow
+            outcome = handlers.Outcome(state=CallState.UNKNOWN, error=exc)  # it arrived, but no id to follow
         else:
             if call.endpoint == "pile_cmd":
                 batch.task_id = vendor_id
@@ -116,8 +116,8 @@ def on_sent(call: ApiCall, outcome: calls.Outcome) -> None:
     refresh(command)
 
 
-@calls.register("commands.task")
-def on_task(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("commands.task")
+def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
     """query_command answered: with a task id, poll results; without one yet, ask again later."""
     batch = _batch_of(call)
     if batch is None or batch.command.state in FINAL_STATES:
@@ -137,8 +137,8 @@ def on_task(call: ApiCall, outcome: calls.Outcome) -> None:
     refresh(batch.command)
 
 
-@calls.register("commands.result")
-def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("commands.result")
+def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
     """getQueryResult answered (per dongle SN): record each device's answer; poll again while some
     are pending and the command has not expired."""
     batch = _batch_of(call)
@@ -170,8 +170,8 @@ def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
     refresh(batch.command)
 
 
-@calls.register("commands.pile_info")
-def on_pile_info(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("commands.pile_info")
+def on_pile_info(call: ApiCall, outcome: handlers.Outcome) -> None:
     """A getPileInfo check of a charger whose callback never came: the mode it reports tells."""
     result_id = (call.context or {}).get("result")
     result = (DeviceResult.objects.select_related("command").filter(pk=result_id).first()
@@ -257,7 +257,7 @@ def expire_due(now: datetime | None = None) -> int:
                 continue
             for call in ApiCall.objects.filter(origin_code=command.code, state=CallState.QUEUED,
                                                priority__gte=Priority.POLL):
-                calls.cancel(call)
+                queue.cancel(call)
             DeviceResult.objects.filter(command=command, state=DeviceState.PENDING).update(
                 state=DeviceState.NO_ANSWER, answer="no answer before the command expired", answered_at=now)
             CommandBatch.objects.filter(command=command).exclude(
@@ -280,7 +280,7 @@ def check_missing_callbacks(now: datetime | None = None) -> int:
             if CommandBatch.objects.filter(pk=batch.pk, polls=0).update(polls=1) != 1:
                 continue
             for result in DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING):
-                calls.enqueue(batch.command.account, "pile_info", endpoints.pile_info_params(result.sn),
+                queue.enqueue(batch.command.account, "pile_info", endpoints.pile_info_params(result.sn),
                               purpose=f"no callback from {result.sn}", priority=Priority.POLL,
                               handler="commands.pile_info", context={"result": result.pk},
                               origin_kind="command", origin_code=batch.command.code)

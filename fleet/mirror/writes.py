@@ -16,8 +16,8 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount
+from fleet.pipeline import handlers, queue
 from solax import endpoints
 from solax.errors import RequestValidationError
 from solax.parsing import parse_envelope
@@ -46,7 +46,7 @@ def _params(build: Any, *args: Any) -> dict[str, Any]:
 
 def _enqueue(account: SolaxAccount, endpoint: str, params: dict[str, Any], purpose: str, *,
              origin_kind: str, codes: Sequence[str], **context: Any) -> ApiCall:
-    return calls.enqueue(
+    return queue.enqueue(
         account, endpoint, params, purpose=purpose, priority=Priority.MANAGEMENT, handler=f"mirror.{endpoint}",
         context={"codes": list(codes), **context}, origin_kind=origin_kind,
         origin_code=codes[0] if codes else None,
@@ -110,13 +110,13 @@ def request_members_delete(group: Group, members: Sequence[Inverter]) -> ApiCall
 def request_group_search(account: SolaxAccount, name: str) -> ApiCall:
     """The cloud's fuzzy search by name (a read at poll priority: the operator is waiting)."""
     params = _params(endpoints.group_fuzzy_query_params, name)
-    return calls.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
+    return queue.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
                          priority=Priority.POLL, origin_kind="group")
 
 
 def request_member_search(group: Group, wifi_sn: str | None, inverter_sn: str | None) -> ApiCall:
     params = _params(endpoints.inverter_fuzzy_query_params, group.remote_id, wifi_sn, inverter_sn)
-    return calls.enqueue(group.account, "inverter_fuzzy_query", params,
+    return queue.enqueue(group.account, "inverter_fuzzy_query", params,
                          purpose=f"search members of {group.name}", priority=Priority.POLL,
                          origin_kind="group", origin_code=group.code)
 
@@ -162,12 +162,12 @@ def changes_for(account: SolaxAccount, origin_kind: str, *, group_code: str | No
 
 # Handlers: the cloud confirmed (or refused); only now does the mirror change -----------------
 
-def _ok(outcome: calls.Outcome) -> bool:
+def _ok(outcome: handlers.Outcome) -> bool:
     return outcome.state == CallState.SUCCEEDED and outcome.envelope is not None
 
 
-@calls.register("mirror.group_add")
-def on_group_add(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("mirror.group_add")
+def on_group_add(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
     assert outcome.envelope is not None
@@ -180,14 +180,14 @@ def on_group_add(call: ApiCall, outcome: calls.Outcome) -> None:
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(group.code)]})
 
 
-@calls.register("mirror.group_update")
-def on_group_update(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("mirror.group_update")
+def on_group_update(call: ApiCall, outcome: handlers.Outcome) -> None:
     if _ok(outcome):
         Group.objects.filter(account=call.account, code__in=call.context["codes"]).update(
             name=call.context["name"])
 
 
-def _groups_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
+def _groups_deleted(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
     groups = Group.objects.filter(account=call.account, code__in=call.context["codes"])
@@ -195,12 +195,12 @@ def _groups_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
     groups.update(removed=True)
 
 
-calls.register("mirror.group_delete")(_groups_deleted)
-calls.register("mirror.group_delete_batch")(_groups_deleted)
+handlers.register("mirror.group_delete")(_groups_deleted)
+handlers.register("mirror.group_delete_batch")(_groups_deleted)
 
 
-@calls.register("mirror.inverter_add")
-def on_member_add(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("mirror.inverter_add")
+def on_member_add(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
     assert outcome.envelope is not None
@@ -216,15 +216,15 @@ def on_member_add(call: ApiCall, outcome: calls.Outcome) -> None:
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(member.code)]})
 
 
-@calls.register("mirror.inverter_update")
-def on_member_replace(call: ApiCall, outcome: calls.Outcome) -> None:
+@handlers.register("mirror.inverter_update")
+def on_member_replace(call: ApiCall, outcome: handlers.Outcome) -> None:
     if _ok(outcome):
         # The new inverter's dongle is not in the answer; the next sync reads it.
         Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
             inverter_sn=call.context["sn"], dongle_sn="", remote_updated=timezone.now())
 
 
-def _members_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
+def _members_deleted(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
     members = Inverter.objects.filter(account=call.account, code__in=call.context["codes"], removed=False)
@@ -233,6 +233,6 @@ def _members_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
         device_count=F("device_count") - removed)
 
 
-calls.register("mirror.inverter_delete")(_members_deleted)
-calls.register("mirror.inverter_delete_batch")(_members_deleted)
+handlers.register("mirror.inverter_delete")(_members_deleted)
+handlers.register("mirror.inverter_delete_batch")(_members_deleted)
 

@@ -10,8 +10,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import CallAttempt, Priority, SolaxAccount
+from fleet.pipeline import ledger
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class HourBar:
 @dataclass(frozen=True)
 class BudgetView:
     account: SolaxAccount
-    budget: calls.Budget
+    budget: ledger.Budget
     queue: list[QueueRow]
     queued_total: int
     drain_seconds: int | None  # None: more than today's remaining budget
@@ -55,12 +55,12 @@ class BudgetView:
 def budget_view(account: SolaxAccount, now: datetime | None = None) -> BudgetView:
     """Return the gauges, pause and queue of an account (four queries)."""
     now = now or timezone.now()
-    budget = calls.budget_of(account, now)
-    depth = calls.queue_depth(account)
+    budget = ledger.budget_of(account, now)
+    depth = ledger.queue_depth(account)
     queue = [QueueRow(p.value, p.label, depth.get(p.value, 0)) for p in Priority]
     total = sum(depth.values())
     usable_per_window = max(1, budget.minute_limit - budget.minute_margin)
-    window = calls.minute_window().total_seconds()
+    window = ledger.minute_window().total_seconds()
     if total > budget.day_free:
         drain: int | None = None
     else:

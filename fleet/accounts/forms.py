@@ -11,7 +11,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from fleet import throttle
+from fleet.accounts import throttle
 from fleet.models import Role, SolaxAccount
 
 TOKEN_RE = re.compile(r"^\d{20,30}$")

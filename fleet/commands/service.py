@@ -21,7 +21,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet import calls
 from fleet.models import (
     ApiCall,
     CallState,
@@ -39,6 +38,7 @@ from fleet.models import (
     SolaxAccount,
     TargetKind,
 )
+from fleet.pipeline import ledger, queue
 from solax import endpoints
 from solax.control import MAX_SNS_PER_CALL, MODES, SUPER_TYPES, PileMode, build_control_params, clean_sns
 from solax.errors import ControlValidationError, RequestValidationError
@@ -46,7 +46,7 @@ from solax.errors import ControlValidationError, RequestValidationError
 log = logging.getLogger("fleet.commands")
 
 # Following a command to its results lives in fleet.command_tracking.
-from fleet.command_tracking import PILE_MODE_LABELS, refresh  # noqa: E402
+from fleet.commands.tracking import PILE_MODE_LABELS, refresh  # noqa: E402
 
 POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
 
@@ -231,7 +231,7 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
     polls = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE * sends
     ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
                                    not_before__lte=now).count()
-    budget = calls.budget_of(account, now)
+    budget = ledger.budget_of(account, now)
     goes_out_at = now
     if account.is_paused(now) and account.paused_until:
         goes_out_at = account.paused_until
@@ -271,7 +271,7 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             batch = CommandBatch.objects.create(command=command, sns=chunk)
             DeviceResult.objects.bulk_create(
                 DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members)
-            call = calls.enqueue(account, resolved.endpoint, _send_params(account, command, resolved, chunk),
+            call = queue.enqueue(account, resolved.endpoint, _send_params(account, command, resolved, chunk),
                                  purpose=command.label, handler="commands.sent", context={"batch": batch.pk},
                                  origin_kind="command", origin_code=command.code)
             batch.call = call
@@ -285,7 +285,7 @@ def _send_params(account: SolaxAccount, command: Command, resolved: _Resolved, c
     if resolved.endpoint == "pile_cmd":
         # Built with the real callback URL so that it is validated; the pipeline adds it again at send
         # time, as it is a secret and must not sit in the ledger.
-        params = endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], calls.callback_url(account))
+        params = endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], account.callback_url)
         params.pop("callbackUrl")
         return params
     spec = dict(resolved.params)

@@ -1,5 +1,5 @@
-"""Schedules: when their windows open and close, the minute tick that fires them exactly once, the
-budget they reserve, the week timeline and the overlaps between them.
+"""Schedules: when their windows open and close, the minute tick that fires them exactly once, and
+the budget they reserve (the week timeline and overlaps are in ``fleet.schedules.timeline``).
 
 DST policy (every local time is a wall-clock time in the schedule's timezone):
 
@@ -13,43 +13,37 @@ constraint on Occurrence makes a second tick, a second beat or a restart harmles
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
+from fleet.commands.service import CommandError, Target, create_command
 from fleet.models import (
     Command,
     Edge,
     Group,
-    Inverter,
     Occurrence,
     OccurrenceState,
     Schedule,
     ScheduleTarget,
     SolaxAccount,
 )
-from solax.control import MAX_SNS_PER_CALL, MODES, SUPER_TYPES, PileMode
+from fleet.models.schedules import grace
+from fleet.pipeline.ledger import budget_of
+from solax.control import MAX_SNS_PER_CALL
 
 log = logging.getLogger("fleet.schedules")
 
 CATCH_UP_LOOKBACK = timedelta(days=2)  # missed edges older than this are not even recorded
-RESERVE_AHEAD = timedelta(minutes=2)  # the rolling minute plus one tick period
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def grace() -> timedelta:
-    return timedelta(minutes=settings.SCHEDULE_GRACE_MINUTES)
 
 
 # Local times ----------------------------------------------------------------------------------
@@ -135,18 +129,14 @@ def send_edge(occurrence: Occurrence) -> Command | None:
 def send_action(account: SolaxAccount, target_kind: str, group: Group | None, sns: list[str],
                 action: dict[str, Any], *, user: Any = None, ip: str | None = None,
                 source: str = "schedule") -> Command:
-    """Create a command through the command service (issue 6, imported lazily) and return it.
+    """Create a command through the command service and return it.
 
-    Raises EdgeRejected when the service refuses the action or the target, or is not installed.
+    Raises EdgeRejected when the service refuses the action or the target.
     """
+    target = Target(kind=target_kind, group=group, sns=tuple(sns))
     try:
-        commands: Any = importlib.import_module("fleet.commands")
-    except ModuleNotFoundError as exc:
-        raise EdgeRejected("the command service (fleet.commands) is not installed") from exc
-    target = commands.Target(kind=target_kind, group=group, sns=tuple(sns))
-    try:
-        command: Command = commands.create_command(account, target, action, user=user, ip=ip, source=source)
-    except commands.CommandError as exc:
+        command: Command = create_command(account, target, action, user=user, ip=ip, source=source)
+    except CommandError as exc:
         errors = getattr(exc, "errors", None) or {}
         raise EdgeRejected("; ".join(f"{k}: {v}" for k, v in errors.items()) or str(exc)) from exc
     return command
@@ -237,22 +227,12 @@ def prepare(schedule: Schedule, now: datetime | None = None) -> Schedule:
     return schedule
 
 
-def reserved_slots(account_id: int, now: datetime) -> int:
-    """Return the minute slots to keep for control calls of edges due now or within RESERVE_AHEAD
-    (one query). The call pipeline lets only control writes use them."""
-    total = Schedule.objects.filter(
-        account_id=account_id, enabled=True, next_edge_at__gt=now - grace(), next_edge_at__lte=now + RESERVE_AHEAD,
-    ).aggregate(n=Sum("calls_per_edge"))["n"]
-    return int(total or 0)
-
-
 def budget_warnings(account: SolaxAccount, schedules: list[Schedule], now: datetime | None = None) -> list[str]:
     """Return warnings when the edges of the next 24 hours need more calls than the budget delivers
     on time: more in one minute than the minute limit allows, or more than the day has left."""
-    from fleet import calls  # the pipeline imports this module lazily too
 
     now = now or timezone.now()
-    budget = calls.budget_of(account, now)
+    budget = budget_of(account, now)
     per_minute = max(1, budget.minute_limit - budget.minute_margin)
     by_minute: dict[datetime, int] = defaultdict(int)
     for schedule in schedules:
@@ -271,137 +251,3 @@ def budget_warnings(account: SolaxAccount, schedules: list[Schedule], now: datet
         warnings.append(f"The next 24 hours of windows need {total} control calls; only {budget.day_free} "
                         f"are left in the rolling day.")
     return warnings
-
-
-# Describing, timeline, overlaps ---------------------------------------------------------------
-
-def describe_action(action: dict[str, Any]) -> str:
-    """Return a short human label of an action, e.g. "Mode control: Manual (manualMode 1)"."""
-    if "chargerMode" in action:
-        try:
-            return f"Charger mode {PileMode(int(action['chargerMode'])).name}"
-        except ValueError:
-            return f"Charger mode {action['chargerMode']}"
-    super_type = int(action.get("superType", -1))
-    label = SUPER_TYPES.get(super_type, f"superType {super_type}")
-    mode = action.get("mode")
-    if mode is not None:
-        label += ": " + MODES.get(super_type, {}).get(int(mode), f"mode {mode}")
-    rest = [f"{k} {v}" for k, v in action.items() if k not in ("superType", "mode")]
-    return label + (f" ({', '.join(rest[:4])}{' …' if len(rest) > 4 else ''})" if rest else "")
-
-
-def describe_days(schedule: Schedule) -> str:
-    if schedule.date is not None:
-        return f"{schedule.date:%a %Y-%m-%d}"
-    days = sorted(schedule.weekdays)
-    if days == list(range(7)):
-        return "every day"
-    if days == list(range(5)):
-        return "Mon–Fri"
-    return ", ".join(WEEKDAYS[d] for d in days)
-
-
-def target_label(schedule: Schedule) -> str:
-    if schedule.target_kind == ScheduleTarget.GROUP:
-        return f"Group {schedule.group.name}" if schedule.group else "Group (deleted)"
-    kind = "Chargers" if schedule.target_kind == ScheduleTarget.CHARGERS else "Inverters"
-    sns = list(schedule.sns)
-    return f"{kind} {', '.join(sns[:3])}{f' +{len(sns) - 3}' if len(sns) > 3 else ''}"
-
-
-def devices_of(schedules: list[Schedule]) -> dict[int, set[str]]:
-    """Return {schedule pk: device keys}, groups expanded through the mirror's Inverter rows (one
-    query). Inverters are "inv:SN" and chargers "ev:SN", so the two never collide."""
-    group_ids = {s.group_id for s in schedules if s.target_kind == ScheduleTarget.GROUP and s.group_id}
-    members: dict[int, set[str]] = defaultdict(set)
-    if group_ids:
-        for group_id, sn in Inverter.objects.filter(group_id__in=group_ids, removed=False).values_list(
-                "group_id", "inverter_sn"):
-            members[group_id].add(f"inv:{sn}")
-    result = {}
-    for s in schedules:
-        if s.target_kind == ScheduleTarget.GROUP:
-            result[s.pk] = members.get(s.group_id or 0, set())
-        else:
-            prefix = "ev" if s.target_kind == ScheduleTarget.CHARGERS else "inv"
-            result[s.pk] = {f"{prefix}:{sn}" for sn in s.sns}
-    return result
-
-
-@dataclass(frozen=True)
-class Overlap:
-    first: Schedule
-    second: Schedule
-    devices: list[str]  # SNs both touch (a sample)
-    device_count: int
-    starts: datetime  # when the two windows first overlap, UTC
-
-
-def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> list[Overlap]:
-    """Return the pairs of enabled schedules whose windows overlap within ``days`` on a device both
-    touch (also through group membership) with different start actions."""
-    active = [s for s in schedules if s.enabled]
-    devices = devices_of(active)
-    windows = {}
-    for s in active:
-        planned = edges_between(s, now - timedelta(days=1), now + timedelta(days=days))
-        spans = [window(s, p.local_date) for p in planned if p.edge == Edge.START]
-        windows[s.pk] = [(start, end) for start, end in spans if end > now]
-    overlaps = []
-    for i, a in enumerate(active):
-        for b in active[i + 1:]:
-            shared = devices[a.pk] & devices[b.pk]
-            if not shared or a.start_action == b.start_action:
-                continue
-            starts = [max(sa, sb) for sa, ea in windows[a.pk] for sb, eb in windows[b.pk] if sa < eb and sb < ea]
-            if starts:
-                sample = sorted(d.split(":", 1)[1] for d in shared)
-                overlaps.append(Overlap(a, b, sample[:5], len(shared), min(starts)))
-    return overlaps
-
-
-@dataclass(frozen=True)
-class Segment:
-    schedule: Schedule
-    left: float  # percent of the day
-    width: float
-    label: str
-    continues: bool  # crosses into the next day
-    continued: bool  # began the day before
-    conflict: bool
-
-
-@dataclass
-class TimelineRow:
-    day: date
-    segments: list[Segment] = field(default_factory=list)
-
-
-@dataclass
-class TimelineTarget:
-    label: str
-    rows: list[TimelineRow]
-
-
-def week_timeline(schedules: list[Schedule], first_day: date, conflicting: set[int]) -> list[TimelineTarget]:
-    """Return, per target, seven day rows from ``first_day`` with every window drawn in its own local
-    times; a window that crosses midnight is split, and both halves say so."""
-    targets: dict[str, TimelineTarget] = {}
-    days = [first_day + timedelta(days=i) for i in range(7)]
-    for schedule in schedules:
-        label = target_label(schedule)
-        target = targets.setdefault(label, TimelineTarget(label, [TimelineRow(d) for d in days]))
-        start = schedule.start_time.hour * 60 + schedule.start_time.minute
-        end = schedule.end_time.hour * 60 + schedule.end_time.minute
-        crossing = crosses_midnight(schedule)
-        text = f"{schedule.name} {schedule.start_time:%H:%M}–{schedule.end_time:%H:%M}"
-        conflict = schedule.pk in conflicting
-        for index, day in enumerate(days):
-            if runs_on(schedule, day):
-                stop = 1440 if crossing else end
-                target.rows[index].segments.append(Segment(
-                    schedule, start / 14.4, (stop - start) / 14.4, text, crossing, False, conflict))
-            if crossing and end > 0 and runs_on(schedule, day - timedelta(days=1)):
-                target.rows[index].segments.append(Segment(schedule, 0, end / 14.4, text, False, True, conflict))
-    return sorted(targets.values(), key=lambda t: t.label)

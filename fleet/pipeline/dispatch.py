@@ -1,12 +1,10 @@
-"""The call pipeline: the one road to SolaX for every request, budgeted, prioritised, at-most-once.
+"""Dispatch: claim a due call, send it outside any lock, record what became of it.
 
-A service writes an ApiCall row (``enqueue``) in its own transaction; after the commit a pump task
-starts. The pump claims the highest-priority due call of an account under a lock on the account row,
-after counting the requests sent in the rolling minute and day from the ledger itself (CallAttempt),
-marks it SENDING and commits; then it makes the HTTP request outside any lock, records the outcome and
-hands it to the handler that the caller named. A beat task sweeps every few seconds: it pumps what is
-due (waiting lives in ``not_before``, never in a Celery ETA) and recovers calls left SENDING by a
-worker that died.
+The pump claims the highest-priority due call of an account (``fleet.pipeline.ledger.claim_next``),
+then makes the HTTP request outside any lock, records the outcome and hands it to the handler the
+caller named (``fleet.pipeline.handlers``). A beat task sweeps every few seconds: it pumps what is due
+(waiting lives in ``not_before``, never in a Celery ETA) and recovers calls left SENDING by a worker
+that died. This is the only module that talks to SolaX (``solax.client``, ``requests``).
 
 Outcomes (see ``_record_error``): a vendor rate-limit answer pauses the account and re-queues the call;
 a request that provably never left (connection refused, pause, budget) waits and retries; a write whose
@@ -19,118 +17,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from fleet.models import ApiCall, CallState, SolaxAccount
-from fleet.models.calls import RESPONSE_LIMIT, default_priority
+from fleet.pipeline.handlers import Outcome, error_fields, finish
+from fleet.pipeline.ledger import budget_of, claim_next, next_free_slot
 from solax.client import SolaxClient
 from solax.errors import ApiError, AuthError, InvalidTokenError, NotSentError, RateLimitedError, SolaxError
-from solax.models import Envelope
 
 log = logging.getLogger("fleet.calls")
-
-# The ledger's arithmetic lives in fleet.ledger; these names are part of this module's interface too.
-from fleet.ledger import (  # noqa: E402
-    DAY,
-    Budget,
-    budget_of,
-    claim_next,
-    minute_window,
-    next_free_slot,
-    prune_attempts,
-    queue_depth,
-    record_past_attempts,
-)
-
-__all__ = [
-    "DAY", "Budget", "Handler", "Outcome", "accounts_with_due_calls", "budget_of", "callback_url", "cancel",
-    "claim_next",
-    "client_for", "enqueue", "kick", "minute_window", "next_free_slot", "prune_attempts", "pump",
-    "queue_depth", "record_past_attempts", "recover_stale", "register", "send", "stale_after", "sweep",
-]
 
 TOKEN_REJECTED_CODES = {"103", "1001"}  # token invalid, Interface Unauthorized: the whole account
 TOKEN_REJECTED_PAUSE = timedelta(minutes=15)
 MAX_READ_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 300
-
-
-# Handlers -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of a call: ``state`` is succeeded, failed or unknown."""
-
-    state: str
-    envelope: Envelope | None = None
-    error: SolaxError | None = None
-
-
-Handler = Callable[[ApiCall, Outcome], None]
-_HANDLERS: dict[str, Handler] = {}
-
-
-def register(name: str) -> Callable[[Handler], Handler]:
-    """Register a function that receives a call's final outcome, inside the transaction that
-    records it. It may update the domain and enqueue follow-up calls."""
-
-    def decorator(func: Handler) -> Handler:
-        _HANDLERS[name] = func
-        return func
-
-    return decorator
-
-
-# Enqueueing -----------------------------------------------------------------------------------
-
-def enqueue(
-    account: SolaxAccount,
-    endpoint: str,
-    params: dict[str, Any],
-    *,
-    purpose: str = "",
-    priority: int | None = None,
-    handler: str = "",
-    context: dict[str, Any] | None = None,
-    origin_kind: str = "",
-    origin_code: Any = None,
-    not_before: datetime | None = None,
-) -> ApiCall:
-    """Write a queued ApiCall and start a pump once the surrounding transaction commits.
-
-    ``params`` are the vendor's parameter names without the token. Returns the new row.
-    """
-    if handler and handler not in _HANDLERS:
-        raise ValueError(f"no handler registered as {handler!r}")
-    if {"tokenId", "token", "callbackUrl"} & set(params):
-        raise ValueError("secrets (the token, the callback URL) are added at send time, never stored in the ledger")
-    call = ApiCall.objects.create(
-        account=account, endpoint=endpoint, params=params, purpose=purpose[:200],
-        priority=default_priority(endpoint) if priority is None else priority,
-        handler=handler, context=context or {}, origin_kind=origin_kind, origin_code=origin_code,
-        not_before=not_before or timezone.now(),
-    )
-    transaction.on_commit(lambda: kick(account.pk))
-    return call
-
-
-def kick(account_id: int | None = None) -> None:
-    """Ask a worker to pump now. A broker that is down only delays the call until the next sweep."""
-    from fleet.tasks import pump
-
-    try:
-        pump.delay(account_id)
-    except Exception:  # noqa: BLE001 - the beat sweeper is the fallback
-        log.warning("could not reach the broker to start a pump; the sweeper will send the call")
 
 
 _local = threading.local()
@@ -144,16 +51,10 @@ def _session() -> requests.Session:
     return session
 
 
-def callback_url(account: SolaxAccount) -> str:
-    """The account's EV callback address. Its path is a secret: it is added to pile_cmd at send time
-    and never stored in the ledger, which every member of the organization can read."""
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.callback_secret}/"
-
-
 def _wire_params(call: ApiCall) -> dict[str, Any]:
     """The call's stored parameters plus the secrets that are added only at send time."""
     if call.endpoint == "pile_cmd":
-        return {**call.params, "callbackUrl": callback_url(call.account)}
+        return {**call.params, "callbackUrl": call.account.callback_url}
     return call.params
 
 
@@ -182,9 +83,9 @@ def send(call: ApiCall) -> Outcome | None:
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the call SENDING forever
         log.exception("unexpected failure sending call %s (%s)", call.code, call.endpoint)
         unexpected = SolaxError(f"unexpected failure: {type(exc).__name__}")
-        return _finish(call, CallState.UNKNOWN if call.is_write else CallState.FAILED, error=unexpected,
+        return finish(call, CallState.UNKNOWN if call.is_write else CallState.FAILED, error=unexpected,
                        duration_ms=_elapsed_ms(started))
-    return _finish(call, CallState.SUCCEEDED, envelope=envelope, duration_ms=_elapsed_ms(started))
+    return finish(call, CallState.SUCCEEDED, envelope=envelope, duration_ms=_elapsed_ms(started))
 
 
 def _elapsed_ms(started: float) -> int:
@@ -212,13 +113,13 @@ def _record_error(call: ApiCall, error: SolaxError, duration_ms: int) -> Outcome
         # Provably never left: safe to try again, write or read.
         return _requeue(call, now + _backoff(call.attempts), error, duration_ms)
     if not error.may_have_reached_cloud or isinstance(error, ApiError):
-        return _finish(call, CallState.FAILED, error=error, duration_ms=duration_ms)
+        return finish(call, CallState.FAILED, error=error, duration_ms=duration_ms)
     if call.is_write:
         # It may have been executed: never resend automatically; the operator decides.
-        return _finish(call, CallState.UNKNOWN, error=error, duration_ms=duration_ms)
+        return finish(call, CallState.UNKNOWN, error=error, duration_ms=duration_ms)
     if call.attempts < MAX_READ_ATTEMPTS:
         return _requeue(call, now + _backoff(call.attempts), error, duration_ms)
-    return _finish(call, CallState.FAILED, error=error, duration_ms=duration_ms)
+    return finish(call, CallState.FAILED, error=error, duration_ms=duration_ms)
 
 
 def _pause(account: SolaxAccount, until: datetime, reason: str) -> None:
@@ -228,65 +129,12 @@ def _pause(account: SolaxAccount, until: datetime, reason: str) -> None:
     log.warning("account %s paused until %s: %s", account.pk, until.isoformat(), reason)
 
 
-def _error_fields(error: SolaxError | None) -> dict[str, Any]:
-    if error is None:
-        return {}
-    body = getattr(error, "body", None) or ""
-    return {
-        "http_status": getattr(error, "status", None),
-        "vendor_code": "" if error.code is None else str(error.code)[:20],
-        "error": f"{type(error).__name__}: {error}"[:2000],
-        "response": str(body)[:RESPONSE_LIMIT],
-    }
-
-
 def _requeue(call: ApiCall, not_before: datetime, error: SolaxError, duration_ms: int) -> Outcome | None:
     ApiCall.objects.filter(pk=call.pk, state=CallState.SENDING).update(
-        state=CallState.QUEUED, not_before=not_before, duration_ms=duration_ms, **_error_fields(error))
+        state=CallState.QUEUED, not_before=not_before, duration_ms=duration_ms, **error_fields(error))
     log.info("call %s (%s) re-queued until %s: %s", call.code, call.endpoint, not_before.isoformat(),
              type(error).__name__)
     return None  # not final: the call waits in the queue
-
-
-def _finish(call: ApiCall, state: str, *, envelope: Envelope | None = None, error: SolaxError | None = None,
-            duration_ms: int | None = None, expected: str = CallState.SENDING) -> Outcome | None:
-    """Record a final state and run the handler in the same transaction. Returns the Outcome, or
-    None if another process already finished the call."""
-    fields: dict[str, Any] = {"state": state, "finished_at": timezone.now(), "duration_ms": duration_ms}
-    if envelope is not None:
-        fields.update(http_status=envelope.status, vendor_code=envelope.code or "",
-                      error=(envelope.exception or "")[:2000], response=envelope.raw[:RESPONSE_LIMIT])
-    fields.update(_error_fields(error))
-    outcome = Outcome(state=state, envelope=envelope, error=error)
-    if not call.handler:  # one conditional UPDATE: atomic on its own
-        if ApiCall.objects.filter(pk=call.pk, state=expected).update(**fields) != 1:
-            return None
-        for key, value in fields.items():
-            setattr(call, key, value)
-    else:
-        with transaction.atomic():
-            if ApiCall.objects.filter(pk=call.pk, state=expected).update(**fields) != 1:
-                return None
-            for key, value in fields.items():
-                setattr(call, key, value)
-            _run_handler(call, outcome)
-    log.debug("call %s (%s) %s in %s ms", call.code, call.endpoint, state, duration_ms)
-    return outcome
-
-
-def _run_handler(call: ApiCall, outcome: Outcome) -> None:
-    if not call.handler:
-        return
-    handler = _HANDLERS.get(call.handler)
-    if handler is None:
-        log.error("call %s names handler %r, which is not registered", call.code, call.handler)
-        return
-    try:
-        with transaction.atomic():
-            handler(call, outcome)
-    except Exception:  # noqa: BLE001 - the call's own outcome is recorded whatever the handler does
-        log.exception("handler %s failed for call %s", call.handler, call.code)
-        ApiCall.objects.filter(pk=call.pk).update(error=(call.error + " [handler failed]")[:2000])
 
 
 # Pumping and sweeping -------------------------------------------------------------------------
@@ -361,7 +209,7 @@ def recover_stale(now: datetime | None = None) -> int:
             "account"):
         if call.is_write:
             error = SolaxError("the worker stopped while sending: delivery unknown")
-            if _finish(call, CallState.UNKNOWN, error=error) is not None:
+            if finish(call, CallState.UNKNOWN, error=error) is not None:
                 settled += 1
         elif ApiCall.objects.filter(pk=call.pk, state=CallState.SENDING).update(
                 state=CallState.QUEUED, not_before=now, error="the worker stopped while sending; retried") == 1:
@@ -375,10 +223,3 @@ def sweep() -> int:
     """The beat tick: recover stale calls, then pump every account with due calls once through."""
     recover_stale()
     return pump(wait=False, max_seconds=settings.SOLAX_SWEEP_SECONDS)
-
-
-def cancel(call: ApiCall) -> bool:
-    """Cancel a call that has not been sent. Returns False if it already left the queue."""
-    return _finish(call, CallState.CANCELLED, expected=CallState.QUEUED) is not None
-
-

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fleet import command_tracking
+from fleet.commands import tracking
 from fleet.models import (
     CallbackReceipt,
     CommandBatch,
@@ -99,4 +99,4 @@ def _apply(batch: CommandBatch, callback: Callback) -> None:
                 state=DeviceState.NO_ANSWER, answer="timed out (the charger did not answer)", answered_at=now)
         if not DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING).exists():
             CommandBatch.objects.filter(pk=batch.pk).update(state=CommandState.SUCCEEDED)
-    command_tracking.refresh(batch.command)
+    tracking.refresh(batch.command)
