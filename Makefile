@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy fleet solax
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m pytest tests/bench -s -q -p no:randomly $(PYTEST_ARGS)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from fleet.accounts.access import current_membership
 from fleet.models import Membership
 
 
@@ -9,8 +10,6 @@ def organization(request: HttpRequest) -> dict[str, object]:
     """Expose the current membership (or None) to every template, without raising."""
     if not request.user.is_authenticated:
         return {"membership": None}
-    from fleet.accounts.access import current_membership
-
     try:
         membership: Membership | None = current_membership(request)
     except Exception:  # noqa: BLE001 - a page without an organization still renders its layout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -159,8 +160,6 @@ LOGIN_FAILURE_WINDOW = _int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
 LANGUAGE_CODE = "en"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 try:
-    import zoneinfo
-
     zoneinfo.ZoneInfo(TIME_ZONE)
 except (zoneinfo.ZoneInfoNotFoundError, ValueError):
     raise ImproperlyConfigured(f"TIME_ZONE is not a known timezone: {TIME_ZONE!r}")

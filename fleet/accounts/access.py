@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
@@ -61,8 +63,6 @@ def get_for_org(queryset, request: HttpRequest, **lookup):  # type: ignore[no-un
 def account_choice(request: HttpRequest) -> tuple[list[SolaxAccount], SolaxAccount | None]:
     """Return the organization's accounts (for the picker) and the one chosen with ``account``
     (GET or POST), else the first; 404 for a code that is malformed or of another organization."""
-    import uuid
-
     accounts = list(current_membership(request).organization.accounts.order_by("name"))
     code = request.POST.get("account") or request.GET.get("account")
     if not code:

@@ -8,6 +8,7 @@ import zoneinfo
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -139,8 +140,6 @@ class AddMemberForm(forms.Form):
             if not password:
                 self.add_error("password", "A new user needs a first password.")
             else:
-                from django.contrib.auth.password_validation import validate_password
-
                 try:
                     validate_password(str(password))
                 except ValidationError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from fleet.commands.service import CommandError, CostPlan, Target, plan_command
+from fleet.commands.service import CommandError, CostPlan, Target, plan_command, retry_target, stored_action
 from fleet.models import Command, CommandState, Group, SolaxAccount, TargetKind
 from solax.control import FIELDS, MODES, SUPER_TYPES, PileMode, required_fields
 from solax.errors import ControlValidationError
@@ -173,8 +173,6 @@ class CommandForm(forms.Form):
 def initial_from_query(query: Any, account: SolaxAccount) -> dict[str, Any]:
     """Return the form's initial values from ``?sn=..&sn=..``, ``?group=<code>``, ``?charger=..`` or
     ``?retry_of=<code>`` (the failed devices of that command, with its action)."""
-    from fleet.commands.service import retry_target, stored_action
-
     initial: dict[str, Any] = {key: query.get(key) for key in query if key not in ("sn", "charger")}
     if query.getlist("charger"):
         initial.update(target=TargetKind.CHARGERS, sns="\n".join(query.getlist("charger")))

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -26,8 +26,6 @@ LIVE_STATES = (CommandState.QUEUED, CommandState.SENDING, CommandState.ACCEPTED,
 
 
 def _command_for(request: HtmxHttpRequest, code: uuid.UUID) -> Command:
-    from django.http import Http404
-
     org = current_membership(request).organization
     command = (Command.objects.select_related("account", "group", "created_by", "resolved_by", "retry_of")
                .filter(code=code, account__organization=org).first())

@@ -5,6 +5,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from kombu import Connection
+
+from fleet.celery import app
 
 
 def _database_ok() -> bool:
@@ -17,10 +20,6 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
-    from kombu import Connection
-
-    from fleet.celery import app
-
     # A fresh connection, not the worker pool's: the question is whether the broker answers now.
     try:
         with Connection(app.conf.broker_url, transport_options=app.conf.broker_transport_options,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -20,8 +21,6 @@ class Command(BaseCommand):
                             help="keep pumping and sweeping until killed (for tests and benchmarks)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        import time
-
         if options["loop"]:
             end = time.monotonic() + options["seconds"]
             while time.monotonic() < end:
