@@ -28,7 +28,7 @@ class SolaxAccountAdmin(admin.ModelAdmin):
     exclude = ["token_ciphertext", "token_last4", "callback_secret"]
 
 
-# The mirror (issue 5): registered so the benchmark can compare our pages with the admin changelist.
+# The mirror: registered so the benchmark can compare our pages with the admin changelist.
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
     list_display = ["name", "account", "remote_id", "device_count", "remote_updated", "removed"]

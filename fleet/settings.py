@@ -263,7 +263,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
     "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
     "commands-tick": {"task": "fleet.tasks.command_tick", "schedule": 5.0, "options": {"expires": 10}},
-    # The mirror (issue 5): a periodic sync sized to the budget, and charger status round-robin.
+    # The mirror: a periodic sync sized to the budget, and charger status round-robin.
     "fleet-sync": {"task": "fleet.tasks.sync_fleets", "schedule": 300.0, "options": {"expires": 240}},
     "charger-status": {"task": "fleet.tasks.read_charger_status", "schedule": 60.0, "options": {"expires": 50}},
 }

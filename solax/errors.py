@@ -65,7 +65,6 @@ class SolaxError(Exception):
         code: str | int | None = None,
         body: str | None = None,
         endpoint: str | None = None,
-        url: str | None = None,
     ) -> None:
         self.message = redact_secrets(message)
         super().__init__(self.message)
@@ -73,7 +72,6 @@ class SolaxError(Exception):
         self.code = None if code is None else str(code)
         self.body = None if body is None else redact_secrets(bound_text(body, MAX_ERROR_BODY_CHARS))
         self.endpoint = endpoint
-        self.url = None if url is None else redact_secrets(url)
 
     @property
     def may_have_reached_cloud(self) -> bool:

@@ -184,7 +184,7 @@ def sim_account(org, simulator):  # type: ignore[no-untyped-def]
     return acc
 
 
-# Commands (issue 6) ---------------------------------------------------------------------------
+# Commands --------------------------------------------------------------------------------------
 
 @pytest.fixture
 def mirrored_fleet(sim_account, simulator):  # type: ignore[no-untyped-def]

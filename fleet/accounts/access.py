@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
-from fleet.models import Membership, Role, SolaxAccount
+from fleet.models import ApiCall, Charger, Command, Group, Inverter, Membership, Role, Schedule, SolaxAccount, SyncRun
 
 SESSION_KEY = "fleet_org"
+_M = TypeVar("_M", bound=Model)
 
 
 def current_membership(request: HttpRequest) -> Membership:
@@ -75,3 +78,61 @@ def account_choice(request: HttpRequest) -> tuple[list[SolaxAccount], SolaxAccou
         if account.code == wanted:
             return accounts, account
     raise Http404("No such account in your organization.")
+
+
+def account_or_404(request: HttpRequest) -> tuple[list[SolaxAccount], SolaxAccount]:
+    """Like ``account_choice``, for pages that need an account: 404 when the organization has none."""
+    accounts, account = account_choice(request)
+    if account is None:
+        raise Http404("No SolaX account yet.")
+    return accounts, account
+
+
+def parse_code(value: object) -> uuid.UUID:
+    """Return ``value`` as a UUID code, or 404: a malformed code names nothing."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such object in your organization.") from None
+
+
+# Every object a URL or a form names, looked up within the user's organization (else 404) -------
+
+def _in_organization(request: HttpRequest, queryset: QuerySet[_M], code: object, what: str) -> _M:
+    organization = current_membership(request).organization
+    obj = queryset.filter(code=parse_code(code), account__organization=organization).first()
+    if obj is None:
+        raise Http404(f"No such {what} in your organization.")
+    return obj
+
+
+def group_for_user(request: HttpRequest, code: object) -> Group:
+    return _in_organization(request, Group.objects.select_related("account"), code, "group")
+
+
+def member_for_user(request: HttpRequest, code: object) -> Inverter:
+    """A group member (an inverter row) that is still in the cloud."""
+    members = Inverter.objects.select_related("group", "account").filter(removed=False)
+    return _in_organization(request, members, code, "member")
+
+
+def charger_for_user(request: HttpRequest, code: object) -> Charger:
+    return _in_organization(request, Charger.objects.select_related("account"), code, "charger")
+
+
+def command_for_user(request: HttpRequest, code: object) -> Command:
+    commands = Command.objects.select_related("account", "group", "created_by", "resolved_by", "retry_of")
+    return _in_organization(request, commands, code, "command")
+
+
+def schedule_for_user(request: HttpRequest, code: object) -> Schedule:
+    return _in_organization(request, Schedule.objects.select_related("account", "group"), code, "schedule")
+
+
+def sync_run_for_user(request: HttpRequest, code: object) -> SyncRun:
+    return _in_organization(request, SyncRun.objects.select_related("account"), code, "sync")
+
+
+def cloud_search_for_user(request: HttpRequest, code: object, endpoints: tuple[str, ...]) -> ApiCall:
+    """A stored fuzzy query (groups or members) whose answer a page shows."""
+    return _in_organization(request, ApiCall.objects.filter(endpoint__in=endpoints), code, "search")

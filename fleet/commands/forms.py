@@ -7,14 +7,14 @@ from typing import Any
 
 from django import forms
 
-from fleet.commands.service import CommandError, CostPlan, Target, plan_command, retry_target, stored_action
+from fleet.commands.actions import CommandError
+from fleet.commands.service import CostPlan, plan_command, retry_target, stored_action
+from fleet.commands.targets import Target
 from fleet.models import Command, CommandState, Group, SolaxAccount, TargetKind
 from solax.control import FIELDS, MODES, SUPER_TYPES, PileMode, required_fields
 from solax.errors import ControlValidationError
 
 _SPLIT = re.compile(r"[\s,;]+")
-MODE_CHOICES = [("", "—")] + [(f"{st}:{mode}", f"{SUPER_TYPES[st]}: {label}")
-                              for st, modes in MODES.items() for mode, label in modes.items()]
 
 
 def _as_int(value: Any) -> int | None:

@@ -5,7 +5,7 @@ A command becomes one control call per CommandBatch: a group is one group_contro
 batch_control calls of at most 100 SNs, one inverter is a single_control, EV chargers are pile_cmd
 calls of at most 100. The handlers below follow each batch: the command id, then query_command for the
 task id, then query_result polled with backoff until every device answered or the command expired.
-EV chargers answer through callbacks (``fleet.callbacks``); when those stay away, ``tick`` spends one
+EV chargers answer through callbacks (``fleet.commands.callbacks``); when those stay away, ``tick`` spends one
 getPileInfo per pending charger to find out.
 """
 
@@ -21,18 +21,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.commands.actions import Action, CommandError, build_action
+from fleet.commands.targets import Target, resolve_target
+from fleet.commands.tracking import refresh
 from fleet.models import (
     ApiCall,
     CallState,
-    Charger,
     Command,
     CommandBatch,
     CommandKind,
     CommandState,
     DeviceResult,
     DeviceState,
-    Group,
-    Inverter,
     Priority,
     Resolution,
     SolaxAccount,
@@ -40,30 +40,12 @@ from fleet.models import (
 )
 from fleet.pipeline import ledger, queue
 from solax import endpoints
-from solax.control import MAX_SNS_PER_CALL, MODES, SUPER_TYPES, PileMode, build_control_params, clean_sns
-from solax.errors import ControlValidationError, RequestValidationError
+from solax.control import MAX_SNS_PER_CALL
 
 log = logging.getLogger("fleet.commands")
 
-# Following a command to its results lives in fleet.command_tracking.
-from fleet.commands.tracking import PILE_MODE_LABELS, refresh  # noqa: E402
 
 POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
-
-
-class CommandError(Exception):
-    """A command that cannot be sent; ``errors`` maps each bad field to its problem."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-
-
-@dataclass(frozen=True)
-class Target:
-    kind: str  # TargetKind
-    group: Group | None = None
-    sns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,51 +93,28 @@ class _Resolved:
 # Validation -----------------------------------------------------------------------------------
 
 def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _Resolved:
-    """Return the validated command, or raise CommandError naming every bad field."""
+    """Return the validated command, or raise CommandError naming every bad field of the target
+    and the action at once."""
     errors: dict[str, str] = {}
     devices: list[tuple[str, str]] = []
-    group = None
-    if target.kind not in TargetKind.values:
-        raise CommandError({"target": f"unknown target kind {target.kind!r}"})
-    charger = target.kind == TargetKind.CHARGERS
-    if target.kind == TargetKind.GROUP:
-        group = target.group
-        if group is None or group.account_id != account.pk or group.removed:
-            errors["group"] = "choose a group of this account"
-        else:
-            devices = list(Inverter.objects.filter(group=group, removed=False).order_by("inverter_sn")
-                           .values_list("inverter_sn", "dongle_sn"))
-            if not devices:
-                errors["group"] = f"group {group.name} has no members to control"
-    else:
-        devices = _known_devices(account, target, errors)
-    params: dict[str, Any] = {}
-    label = ""
-    if charger:
-        mode = action.get("chargerMode")
-        if isinstance(mode, bool) or not isinstance(mode, int) or mode not in [m.value for m in PileMode]:
-            errors["chargerMode"] = "choose Stop, Fast, Eco or Green"
-        else:
-            params = {"chargerMode": mode}
-            label = f"EV mode {PILE_MODE_LABELS[mode]}"
-    else:
-        spec = dict(action)
-        super_type = spec.pop("superType", None)
-        try:
-            params = build_control_params(super_type, **spec)
-        except ControlValidationError as exc:
-            errors.update(exc.errors)
-        else:
-            label = action_label(params)
-    if errors:
+    built: Action | None = None
+    try:
+        devices = resolve_target(account, target).devices
+    except CommandError as exc:
+        errors.update(exc.errors)
+    try:
+        built = build_action(target.kind, action)
+    except CommandError as exc:
+        errors.update(exc.errors)
+    if errors or built is None:
         raise CommandError(errors)
     sns = [sn for sn, _ in devices]
     batches: list[list[str]]
     if target.kind == TargetKind.GROUP:
-        assert group is not None
+        assert target.group is not None
         endpoint, batches = "group_control", [[]]
-        where = f"group {group.name}"
-    elif charger:
+        where = f"group {target.group.name}"
+    elif target.kind == TargetKind.CHARGERS:
         endpoint, batches = "pile_cmd", _chunks(sns)
         where = f"{len(sns)} charger{'s' if len(sns) != 1 else ''}" if len(sns) > 1 else sns[0]
     elif target.kind == TargetKind.INVERTER:
@@ -164,56 +123,12 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
     else:
         endpoint, batches = "batch_control", _chunks(sns)
         where = f"{len(sns)} inverters"
-    kind = CommandKind.CHARGER_MODE if charger else CommandKind.INVERTER_CONTROL
-    return _Resolved(kind=kind, endpoint=endpoint, params=params, devices=devices, batches=batches,
-                     label=f"{label} to {where}"[:200])
-
-
-def _known_devices(account: SolaxAccount, target: Target, errors: dict[str, str]) -> list[tuple[str, str]]:
-    """Return (sn, dongle sn) of the target's SNs, recording empty, malformed or foreign ones."""
-    field_name = "sns"
-    try:
-        sns = clean_sns(list(target.sns), field_name)
-    except RequestValidationError as exc:
-        errors.update(exc.errors)
-        return []
-    if target.kind == TargetKind.INVERTER and len(sns) != 1:
-        errors[field_name] = "one inverter: exactly one SN"
-        return []
-    if target.kind == TargetKind.CHARGERS:
-        known = dict.fromkeys(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", flat=True), "")
-    else:
-        known = dict(Inverter.objects.filter(account=account, removed=False, inverter_sn__in=sns)
-                     .values_list("inverter_sn", "dongle_sn"))
-    missing = [sn for sn in sns if sn not in known]
-    if missing:
-        what = "chargers" if target.kind == TargetKind.CHARGERS else "inverters"
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        errors[field_name] = f"not {what} of this account: {', '.join(missing[:10])}{more}"
-        return []
-    return [(sn, known[sn]) for sn in sns]
+    return _Resolved(kind=built.kind, endpoint=endpoint, params=built.params, devices=devices, batches=batches,
+                     label=f"{built.label} to {where}"[:200])
 
 
 def _chunks(sns: list[str]) -> list[list[str]]:
     return [sns[i:i + MAX_SNS_PER_CALL] for i in range(0, len(sns), MAX_SNS_PER_CALL)]
-
-
-def action_label(params: dict[str, Any]) -> str:
-    """Return a short human description of validated control parameters."""
-    st = int(params["superType"])
-    if st == 1:
-        return "System on" if params.get("systemSwitch") == "1" else "System off"
-    mode = int(params["mode"])
-    name = MODES[st][mode]
-    if st == 2 and mode == 3:
-        name = {0: "Manual stop", 1: "Forced charge", 2: "Forced discharge"}[int(params["manualMode"])]
-    if "activePower" in params:
-        name += f" {params['activePower']} W"
-    elif "targetSoc" in params:
-        name += f" to {params['targetSoc']} %"
-    elif "targetEnergy" in params:
-        name += f" {params['targetEnergy']} Wh"
-    return name if st == 2 else f"{SUPER_TYPES[st]}: {name}"
 
 
 # Planning -------------------------------------------------------------------------------------

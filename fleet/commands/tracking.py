@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from fleet.commands.actions import PILE_MODE_LABELS
 from fleet.models import (
     ApiCall,
     CallState,
@@ -33,7 +34,6 @@ log = logging.getLogger("fleet.commands")
 
 FINAL_STATES = (CommandState.SUCCEEDED, CommandState.PARTIAL, CommandState.FAILED, CommandState.EXPIRED,
                 CommandState.CANCELLED)
-PILE_MODE_LABELS = {0: "Stop", 1: "Fast", 2: "Eco", 3: "Green"}
 
 
 # Following ------------------------------------------------------------------------------------

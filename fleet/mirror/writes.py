@@ -7,7 +7,6 @@ change or the vendor's error beside each of them (``changes_for``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,8 +20,6 @@ from fleet.pipeline import handlers, queue
 from solax import endpoints
 from solax.errors import RequestValidationError
 from solax.parsing import parse_envelope
-
-log = logging.getLogger("fleet.mirror")
 
 PENDING = (CallState.QUEUED, CallState.SENDING)
 RECENT = timedelta(minutes=30)  # how long a finished change stays on the page

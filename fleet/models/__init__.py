@@ -14,11 +14,11 @@ from fleet.models.commands import (
     TargetKind,
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SyncRun
-from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule, ScheduleTarget
+from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
     "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
-    "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
+    "SolaxAccount", "SyncRun", "TargetKind",
 ]

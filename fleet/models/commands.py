@@ -15,7 +15,6 @@ from fleet.models.mirror import Group
 
 class CommandState(models.TextChoices):
     QUEUED = "queued", "queued"
-    SENDING = "sending", "sending"
     ACCEPTED = "accepted", "accepted"  # the cloud took it and gave a command id
     RUNNING = "running", "running"  # a task id is known; devices are answering
     SUCCEEDED = "succeeded", "succeeded"
@@ -26,7 +25,7 @@ class CommandState(models.TextChoices):
     EXPIRED = "expired", "expired"
 
 
-ACTIVE_COMMAND_STATES = (CommandState.QUEUED, CommandState.SENDING, CommandState.ACCEPTED, CommandState.RUNNING)
+ACTIVE_COMMAND_STATES = (CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING)
 
 
 class TargetKind(models.TextChoices):

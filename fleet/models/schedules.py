@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import SolaxAccount
-from fleet.models.commands import Command
+from fleet.models.commands import Command, TargetKind
 from fleet.models.mirror import Group
 
 # How far ahead of an edge the call pipeline keeps minute slots for it: the rolling minute plus one
@@ -22,12 +22,6 @@ def grace() -> timedelta:
     return timedelta(minutes=settings.SCHEDULE_GRACE_MINUTES)
 
 
-class ScheduleTarget(models.TextChoices):
-    GROUP = "group", "a group"
-    SELECTION = "selection", "a selection of inverters"
-    CHARGERS = "chargers", "EV chargers"
-
-
 class Schedule(models.Model):
     """A window: the start action at ``start_time``, the end action at ``end_time`` (the next day when
     it is not later than the start), on one ``date`` or on ``weekdays`` (0 = Monday), in ``timezone``."""
@@ -35,7 +29,7 @@ class Schedule(models.Model):
     account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="schedules", db_index=False)
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)
-    target_kind = models.CharField(max_length=10, choices=ScheduleTarget.choices)
+    target_kind = models.CharField(max_length=10, choices=TargetKind.choices)
     group = models.ForeignKey(Group, models.SET_NULL, null=True, blank=True, related_name="schedules")
     sns = models.JSONField(default=list, blank=True)  # inverter SNs (selection) or charger SNs
     start_action = models.JSONField(default=dict)

@@ -8,7 +8,6 @@ attempt, all in one short transaction before any HTTP (fleet.pipeline.dispatch d
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +19,6 @@ from django.utils import timezone
 
 from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
 from fleet.models.schedules import RESERVE_AHEAD, grace
-
-log = logging.getLogger("fleet.calls")
 
 DAY = timedelta(days=1)
 

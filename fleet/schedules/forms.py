@@ -6,6 +6,8 @@ error), actions checked with solax.control, times, days and a timezone; the view
 from __future__ import annotations
 
 import json
+import re
+import uuid
 import zoneinfo
 from datetime import date, datetime, time
 from typing import Any
@@ -14,12 +16,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from fleet.models import Charger, Group, Inverter, Organization, ScheduleTarget, SolaxAccount
-from solax.control import PileMode, build_control_params, clean_sns, control_params_from_spec
-from solax.errors import RequestValidationError
+from fleet.commands.actions import CommandError, build_action
+from fleet.commands.targets import Target, resolve_target
+from fleet.models import Group, Organization, SolaxAccount, TargetKind
 
 WEEKDAY_CHOICES = [(str(i), name) for i, name in enumerate(
     ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
+_SPLIT = re.compile(r"[\s,;]+")  # as the command form: commas, spaces or new lines
 TIME_WIDGET = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -28,14 +31,18 @@ def _errors_text(errors: dict[str, str]) -> str:
     return "; ".join(f"{name}: {problem}" for name, problem in errors.items())
 
 
+# A schedule reaches a group, a selection of inverters or chargers (one inverter is a selection of one).
+SCHEDULE_TARGETS = (TargetKind.GROUP, TargetKind.SELECTION, TargetKind.CHARGERS)
+
+
 class TargetForm(forms.Form):
     """The account and the devices: a group, a selection of inverter SNs, or EV charger SNs."""
 
-    target_kinds: list[tuple[str, str]] = list(ScheduleTarget.choices)
+    target_kinds: list[tuple[str, str]] = [(k.value, k.label) for k in SCHEDULE_TARGETS]
 
     account = forms.ModelChoiceField(queryset=SolaxAccount.objects.none(), to_field_name="code",
                                      empty_label=None)
-    target_kind = forms.ChoiceField(label="Target", choices=ScheduleTarget.choices)
+    target_kind = forms.ChoiceField(label="Target", choices=[(k.value, k.label) for k in SCHEDULE_TARGETS])
     group = forms.ChoiceField(required=False, choices=[])
     sns = forms.CharField(label="SNs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
                           help_text="Inverter or charger SNs, comma-separated or one per line.")
@@ -55,59 +62,62 @@ class TargetForm(forms.Form):
             (str(g.code), f"{g.account.name} · {g.name}" if several else g.name) for g in groups]
 
     def clean_target(self, cleaned: dict[str, Any]) -> None:
-        """Put the target's ``group`` (a Group or None) and ``sns`` (a list) in ``cleaned``."""
+        """Put the target's ``group_obj`` (a Group or None) and ``sns_list`` in ``cleaned``, resolved
+        by the command service's one resolver (a group may be empty today: it is read at each edge)."""
         account: SolaxAccount | None = cleaned.get("account")
         kind = cleaned.get("target_kind")
         if account is None or kind is None:
             return
-        cleaned["sns_list"] = []
-        if kind == ScheduleTarget.GROUP:
+        group = None
+        if kind == TargetKind.GROUP:
             code = cleaned.get("group")
-            group = Group.objects.filter(account=account, code=code, removed=False).first() if code else None
-            if group is None:
-                self.add_error("group", "Choose a group of this account.")
-            cleaned["group_obj"] = group
-            return
-        cleaned["group_obj"] = None
+            group = Group.objects.filter(account=account, code=str(code)).first() if _is_uuid(code) else None
+        cleaned["group_obj"], cleaned["sns_list"] = group, []
+        target = Target(kind=kind, group=group, sns=tuple(_split_sns(cleaned.get("sns") or "")))
         try:
-            sns = clean_sns(cleaned.get("sns") or "", "sns")
-        except RequestValidationError as exc:
-            self.add_error("sns", exc.errors.get("sns") or _errors_text(exc.errors))
+            resolved = resolve_target(account, target, require_devices=False)
+        except CommandError as exc:
+            for name, problem in exc.errors.items():
+                self.add_error("group" if name == "group" else "sns", _sentence(problem))
             return
-        if kind == ScheduleTarget.CHARGERS:
-            known = set(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", flat=True))
-            what = "chargers of this account"
-        else:
-            known = set(Inverter.objects.filter(account=account, inverter_sn__in=sns, removed=False)
-                        .values_list("inverter_sn", flat=True))
-            what = "inverters of this account's groups"
-        unknown = [sn for sn in sns if sn not in known]
-        if unknown:
-            self.add_error("sns", f"Not among the {what}: {', '.join(unknown[:10])}.")
-        cleaned["sns_list"] = sns
+        if kind != TargetKind.GROUP:
+            cleaned["sns_list"] = resolved.sns
+
+
+def _split_sns(raw: str) -> list[str]:
+    return [sn for sn in _SPLIT.split(raw) if sn]
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 def clean_action(raw: str, kind: str | None, label: str) -> dict[str, int]:
-    """Return an action as a dict of ints, checked for the target kind; raises ValidationError."""
+    """Return an action as a dict of ints, checked for the target kind by the command service's one
+    validation (``build_action``); raises ValidationError."""
     try:
         action = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationError(f"{label} is not JSON, for example {{\"superType\": 2, \"mode\": 3, \"manualMode\": 1}}.")
     if not isinstance(action, dict) or not action:
         raise ValidationError(f"{label} must be an object of parameters.")
-    if kind == ScheduleTarget.CHARGERS:
-        mode = action.get("chargerMode")
-        if set(action) != {"chargerMode"} or isinstance(mode, bool) or mode not in [m.value for m in PileMode]:
-            raise ValidationError(f"{label} for chargers is {{\"chargerMode\": 0-3}} "
-                                  "(0 stop, 1 fast, 2 eco, 3 green).")
-        return {"chargerMode": int(mode)}
-    if "chargerMode" in action:
-        raise ValidationError(f"{label}: chargerMode is for EV chargers; inverters take superType and mode.")
     try:
-        params = control_params_from_spec(action)
-    except RequestValidationError as exc:
+        built = build_action(kind or TargetKind.GROUP, action)
+    except CommandError as exc:
+        if kind == TargetKind.CHARGERS:
+            raise ValidationError(f"{label} for chargers is {{\"chargerMode\": 0-3}} (0 stop, 1 fast, 2 eco, 3 green).")
+        if "chargerMode" in action:
+            raise ValidationError(f"{label}: chargerMode is for EV chargers; inverters take superType and mode.")
         raise ValidationError(f"{label}: {_errors_text(exc.errors)}.")
-    return {name: int(value) for name, value in params.items()}
+    return {name: int(value) for name, value in built.params.items()}
 
 
 # The actions operators schedule every day, so that nobody has to write parameters by hand. Work
@@ -217,8 +227,8 @@ class ScheduleForm(TargetForm):
 class DeviceWindowsForm(TargetForm):
     """superType 2, mode 10: the inverter charges and discharges in these windows by itself, every day."""
 
-    target_kinds = [(ScheduleTarget.GROUP.value, "a group"),
-                    (ScheduleTarget.SELECTION.value, "a selection of inverters")]
+    target_kinds = [(TargetKind.GROUP.value, "a group"),
+                    (TargetKind.SELECTION.value, "a selection of inverters")]
 
     charge_start_1 = forms.TimeField(label="Charge from", widget=TIME_WIDGET)
     charge_end_1 = forms.TimeField(label="Charge until", widget=TIME_WIDGET)
@@ -249,14 +259,14 @@ class DeviceWindowsForm(TargetForm):
                     self.add_error(name, "Required for the second period.")
         if any(name in self.errors for name in names):
             return cleaned
-        fields: dict[str, int] = {"mode": 10, "p2TimeSetEnable": int(period_2)}
+        fields: dict[str, int] = {"superType": 2, "mode": 10, "p2TimeSetEnable": int(period_2)}
         for name in names:
             at: time = cleaned[name]
             fields[f"{self.STEMS[name]}Hour"] = at.hour
             fields[f"{self.STEMS[name]}Minute"] = at.minute
         try:
-            params = build_control_params(2, **fields)
-        except RequestValidationError as exc:
+            built = build_action(cleaned.get("target_kind") or TargetKind.GROUP, fields)
+        except CommandError as exc:
             raise ValidationError(_errors_text(exc.errors))
-        cleaned["action"] = {name: int(value) for name, value in params.items()}
+        cleaned["action"] = {name: int(value) for name, value in built.params.items()}
         return cleaned

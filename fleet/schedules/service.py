@@ -25,7 +25,9 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fleet.commands.service import CommandError, Target, create_command
+from fleet.commands.actions import CommandError
+from fleet.commands.service import create_command
+from fleet.commands.targets import Target
 from fleet.models import (
     Command,
     Edge,
@@ -33,8 +35,8 @@ from fleet.models import (
     Occurrence,
     OccurrenceState,
     Schedule,
-    ScheduleTarget,
     SolaxAccount,
+    TargetKind,
 )
 from fleet.models.schedules import grace
 from fleet.pipeline.ledger import budget_of
@@ -119,7 +121,7 @@ class EdgeRejected(Exception):
 def send_edge(occurrence: Occurrence) -> Command | None:
     """Create the command of one edge and return it; raises EdgeRejected (the tick's one seam)."""
     schedule = occurrence.schedule
-    if schedule.target_kind == ScheduleTarget.GROUP and schedule.group is None:
+    if schedule.target_kind == TargetKind.GROUP and schedule.group is None:
         raise EdgeRejected("the group of this schedule no longer exists")
     action = schedule.start_action if occurrence.edge == Edge.START else schedule.end_action
     return send_action(schedule.account, schedule.target_kind, schedule.group, list(schedule.sns), action,
@@ -213,7 +215,7 @@ def _record(schedule: Schedule, planned: PlannedEdge, state: str) -> str | None:
 
 def calls_per_edge(target_kind: str, sns: Iterable[str]) -> int:
     """Return the control calls one edge needs: one for a group, one per 100 SNs otherwise."""
-    if target_kind == ScheduleTarget.GROUP:
+    if target_kind == TargetKind.GROUP:
         return 1
     return max(1, math.ceil(len(list(sns)) / MAX_SNS_PER_CALL))
 

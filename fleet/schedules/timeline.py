@@ -6,27 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from fleet.models import Edge, Inverter, Schedule, ScheduleTarget
+from fleet.models import Edge, Inverter, Schedule, TargetKind
 from fleet.schedules.service import WEEKDAYS, crosses_midnight, edges_between, runs_on, window
-from solax.control import MODES, SUPER_TYPES, PileMode
-
-
-def describe_action(action: dict[str, Any]) -> str:
-    """Return a short human label of an action, e.g. "Mode control: Manual (manualMode 1)"."""
-    if "chargerMode" in action:
-        try:
-            return f"Charger mode {PileMode(int(action['chargerMode'])).name}"
-        except ValueError:
-            return f"Charger mode {action['chargerMode']}"
-    super_type = int(action.get("superType", -1))
-    label = SUPER_TYPES.get(super_type, f"superType {super_type}")
-    mode = action.get("mode")
-    if mode is not None:
-        label += ": " + MODES.get(super_type, {}).get(int(mode), f"mode {mode}")
-    rest = [f"{k} {v}" for k, v in action.items() if k not in ("superType", "mode")]
-    return label + (f" ({', '.join(rest[:4])}{' …' if len(rest) > 4 else ''})" if rest else "")
 
 
 def describe_days(schedule: Schedule) -> str:
@@ -41,9 +23,9 @@ def describe_days(schedule: Schedule) -> str:
 
 
 def target_label(schedule: Schedule) -> str:
-    if schedule.target_kind == ScheduleTarget.GROUP:
+    if schedule.target_kind == TargetKind.GROUP:
         return f"Group {schedule.group.name}" if schedule.group else "Group (deleted)"
-    kind = "Chargers" if schedule.target_kind == ScheduleTarget.CHARGERS else "Inverters"
+    kind = "Chargers" if schedule.target_kind == TargetKind.CHARGERS else "Inverters"
     sns = list(schedule.sns)
     return f"{kind} {', '.join(sns[:3])}{f' +{len(sns) - 3}' if len(sns) > 3 else ''}"
 
@@ -51,7 +33,7 @@ def target_label(schedule: Schedule) -> str:
 def devices_of(schedules: list[Schedule]) -> dict[int, set[str]]:
     """Return {schedule pk: device keys}, groups expanded through the mirror's Inverter rows (one
     query). Inverters are "inv:SN" and chargers "ev:SN", so the two never collide."""
-    group_ids = {s.group_id for s in schedules if s.target_kind == ScheduleTarget.GROUP and s.group_id}
+    group_ids = {s.group_id for s in schedules if s.target_kind == TargetKind.GROUP and s.group_id}
     members: dict[int, set[str]] = defaultdict(set)
     if group_ids:
         for group_id, sn in Inverter.objects.filter(group_id__in=group_ids, removed=False).values_list(
@@ -59,10 +41,10 @@ def devices_of(schedules: list[Schedule]) -> dict[int, set[str]]:
             members[group_id].add(f"inv:{sn}")
     result = {}
     for s in schedules:
-        if s.target_kind == ScheduleTarget.GROUP:
+        if s.target_kind == TargetKind.GROUP:
             result[s.pk] = members.get(s.group_id or 0, set())
         else:
-            prefix = "ev" if s.target_kind == ScheduleTarget.CHARGERS else "inv"
+            prefix = "ev" if s.target_kind == TargetKind.CHARGERS else "inv"
             result[s.pk] = {f"{prefix}:{sn}" for sn in s.sns}
     return result
 

@@ -8,22 +8,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.accounts.access import account_choice, charger_for_user, require_operator
 from fleet.mirror import chargers as service
 from fleet.mirror.forms import ChargerForm
 from fleet.models import ApiCall, Charger
-from fleet.views.base import HtmxHttpRequest
-from fleet.views.groups import _uuid, paginate
-
-
-def charger_for(request: HtmxHttpRequest, code: object) -> Charger:
-    """Return the charger with ``code`` of the user's organization, or 404."""
-    organization = current_membership(request).organization
-    charger = Charger.objects.select_related("account").filter(
-        code=_uuid(code), account__organization=organization).first()
-    if charger is None:
-        raise Http404("No such charger in your organization.")
-    return charger
+from fleet.views.base import HtmxHttpRequest, paginate
 
 
 def _labels(charger: Charger) -> dict[str, str]:
@@ -62,7 +51,7 @@ def chargers(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def charger_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
-    charger = charger_for(request, code)
+    charger = charger_for_user(request, code)
     last = (ApiCall.objects.filter(account=charger.account, endpoint="pile_info", context__charger=charger.pk)
             .order_by("-id").first())
     context = {"charger": charger, "labels": _labels(charger), "last_call": last,
@@ -78,7 +67,7 @@ def charger_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @require_POST
 def charger_refresh(request: HtmxHttpRequest, code: str) -> HttpResponse:
     require_operator(request)
-    charger = charger_for(request, code)
+    charger = charger_for_user(request, code)
     service.request_status(charger)
     if request.htmx:
         last = service.pending_status(charger)
@@ -91,7 +80,7 @@ def charger_refresh(request: HtmxHttpRequest, code: str) -> HttpResponse:
 def charger_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """GET asks for confirmation; POST removes the charger from the dashboard (nothing in the cloud)."""
     require_operator(request)
-    charger = charger_for(request, code)
+    charger = charger_for_user(request, code)
     if request.method == "GET":
         return render(request, "fleet/charger_detail.html#confirm", {"charger": charger})
     account = charger.account

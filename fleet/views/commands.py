@@ -8,30 +8,23 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.accounts.access import account_choice, command_for_user, current_membership, require_operator
 from fleet.commands import service
+from fleet.commands.actions import CommandError
 from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import ApiCall, Command, CommandKind, CommandState, Membership, Resolution, SolaxAccount, TargetKind
+from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.views.base import HtmxHttpRequest
 
 PAGE_SIZE = 50
-LIVE_STATES = (CommandState.QUEUED, CommandState.SENDING, CommandState.ACCEPTED, CommandState.RUNNING)
 
-
-def _command_for(request: HtmxHttpRequest, code: uuid.UUID) -> Command:
-    org = current_membership(request).organization
-    command = (Command.objects.select_related("account", "group", "created_by", "resolved_by", "retry_of")
-               .filter(code=code, account__organization=org).first())
-    if command is None:
-        raise Http404("No such command in your organization.")
-    return command
 
 
 def _client_ip(request: HtmxHttpRequest) -> str | None:
@@ -138,8 +131,8 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
 @require_GET
 def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = current_membership(request)
-    command = _command_for(request, code)
-    done = command.state not in LIVE_STATES
+    command = command_for_user(request, code)
+    done = command.state not in ACTIVE_COMMAND_STATES
     context: dict[str, object] = {
         "command": command, "done": done, "membership": membership, "resolutions": Resolution.choices,
         "results": command.results.order_by("sn"),
@@ -160,11 +153,11 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 @require_POST
 def command_resolve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
-    command = _command_for(request, code)
+    command = command_for_user(request, code)
     try:
         again = service.resolve_unknown(command, request.POST.get("resolution", ""), user=request.user,
                                          ip=_client_ip(request))
-    except service.CommandError as exc:
+    except CommandError as exc:
         messages.error(request, "; ".join(exc.errors.values()))
         return redirect("fleet-command-detail", code=command.code)
     if again is not None:

@@ -2,50 +2,31 @@
 
 from __future__ import annotations
 
-import csv
-import uuid
-
-from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.accounts.access import (
+    account_choice,
+    account_or_404,
+    cloud_search_for_user,
+    group_for_user,
+    parse_code,
+    require_operator,
+    sync_run_for_user,
+)
 from fleet.mirror import sync, writes
 from fleet.mirror.forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
-from fleet.views.base import HtmxHttpRequest
+from fleet.views.base import HtmxHttpRequest, csv_response, error_status, paginate
 
-PAGE_SIZE = 50
 SORTS = {"name": "name", "-name": "-name", "members": "device_count", "-members": "-device_count",
          "updated": "remote_updated", "-updated": "-remote_updated"}
 
 
-# Access helpers: every object is looked up within the user's organization, else 404 ----------
-
-def _uuid(code: object) -> str:
-    try:
-        return str(uuid.UUID(str(code)))
-    except ValueError:
-        raise Http404("No such object in your organization.")
-
-
-def group_for(request: HtmxHttpRequest, code: object) -> Group:
-    """Return the group with ``code`` of the user's organization, or 404."""
-    organization = current_membership(request).organization
-    group = (Group.objects.select_related("account")
-             .filter(code=_uuid(code), account__organization=organization).first())
-    if group is None:
-        raise Http404("No such group in your organization.")
-    return group
-
-
-def paginate(queryset: QuerySet, request: HtmxHttpRequest) -> Page:  # type: ignore[type-arg]
-    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
 # The page ---------------------------------------------------------------------------------
@@ -83,14 +64,9 @@ def _render_page(request: HtmxHttpRequest, accounts: list[SolaxAccount], account
     context["search_form"] = search_form or CloudSearchForm()
     cloud = request.GET.get("cloud")
     if cloud:
-        call = ApiCall.objects.filter(account=account, code=_uuid(cloud), endpoint="group_fuzzy_query").first()
+        call = ApiCall.objects.filter(account=account, code=parse_code(cloud), endpoint="group_fuzzy_query").first()
         context.update(cloud_call=call, cloud_items=writes.search_result(call) if call else None)
     return render(request, "fleet/groups.html", context, status=status)
-
-
-def error_status(request: HtmxHttpRequest, status: int = 400) -> int:
-    """A form error answers 400, except to HTMX, which swaps only 2xx answers into the page."""
-    return 200 if request.htmx and status == 400 else status
 
 
 @require_GET
@@ -110,9 +86,7 @@ def _back(request: HtmxHttpRequest, account: SolaxAccount) -> HttpResponse:
 @require_POST
 def group_add(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
-    accounts, account = account_choice(request)
-    if account is None:
-        raise Http404("No SolaX account yet.")
+    accounts, account = account_or_404(request)
     form = GroupNameForm(request.POST, account=account)
     if not form.is_valid():
         return _render_page(request, accounts, account, form=form, status=400)
@@ -123,7 +97,7 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 def group_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
     require_operator(request)
-    group = group_for(request, code)
+    group = group_for_user(request, code)
     form = GroupNameForm(request.POST, account=group.account, group=group)
     if not form.is_valid():
         return render(request, "fleet/groups.html#rename", {"group": group, "rename_form": form,
@@ -136,7 +110,7 @@ def group_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
 def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """GET asks for confirmation; POST sends the delete."""
     require_operator(request)
-    group = group_for(request, code)
+    group = group_for_user(request, code)
     if request.method == "GET":
         return render(request, "fleet/groups.html#confirm", {"selected": [group], "account": group.account,
                                                              "action": reverse("fleet-group-delete", args=[code])})
@@ -148,10 +122,8 @@ def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
 def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
     """Batch delete: the first POST shows the ticked groups for confirmation, ``confirm=1`` sends."""
     require_operator(request)
-    accounts, account = account_choice(request)
-    if account is None:
-        raise Http404("No SolaX account yet.")
-    codes = [_uuid(c) for c in request.POST.getlist("codes")]
+    accounts, account = account_or_404(request)
+    codes = [parse_code(c) for c in request.POST.getlist("codes")]
     choices = [str(c) for c in Group.objects.filter(account=account, removed=False, code__in=codes)
                .values_list("code", flat=True)]
     form = SelectionForm(request.POST, choices=choices)
@@ -172,9 +144,7 @@ def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
 def group_cloud_search(request: HtmxHttpRequest) -> HttpResponse:
     """Queue the cloud's fuzzy search by name; the page polls the call until it answers."""
     require_operator(request)
-    accounts, account = account_choice(request)
-    if account is None:
-        raise Http404("No SolaX account yet.")
+    accounts, account = account_or_404(request)
     form = CloudSearchForm(request.POST)
     if not form.is_valid():
         return _render_page(request, accounts, account, search_form=form, status=400)
@@ -185,11 +155,7 @@ def group_cloud_search(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 def cloud_result(request: HtmxHttpRequest, code: str) -> HttpResponse:
     """The answer of a fuzzy query (groups or members), polled by the page while it is pending."""
-    organization = current_membership(request).organization
-    call = ApiCall.objects.filter(code=_uuid(code), account__organization=organization,
-                                  endpoint__in=("group_fuzzy_query", "inverter_fuzzy_query")).first()
-    if call is None:
-        raise Http404("No such search.")
+    call = cloud_search_for_user(request, code, ("group_fuzzy_query", "inverter_fuzzy_query"))
     response = render(request, "fleet/groups.html#cloud", {"cloud_call": call,
                                                            "cloud_items": writes.search_result(call)})
     if request.htmx and call.state not in writes.PENDING:
@@ -202,9 +168,7 @@ def cloud_result(request: HtmxHttpRequest, code: str) -> HttpResponse:
 @require_POST
 def sync_start(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
-    _, account = account_choice(request)
-    if account is None:
-        raise Http404("No SolaX account yet.")
+    _, account = account_or_404(request)
     run = sync.start_sync(account)
     if request.htmx:
         return render(request, "fleet/groups.html#sync", {"run": run, "account": account})
@@ -213,11 +177,7 @@ def sync_start(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def sync_run(request: HtmxHttpRequest, code: str) -> HttpResponse:
-    organization = current_membership(request).organization
-    run = SyncRun.objects.select_related("account").filter(
-        code=_uuid(code), account__organization=organization).first()
-    if run is None:
-        raise Http404("No such sync.")
+    run = sync_run_for_user(request, code)
     response = render(request, "fleet/groups.html#sync", {"run": run, "account": run.account})
     if request.htmx and run.state != sync.RUNNING:
         response.status_code = HttpResponseStopPolling.status_code
@@ -225,43 +185,9 @@ def sync_run(request: HtmxHttpRequest, code: str) -> HttpResponse:
     return response
 
 
-# CSV export -------------------------------------------------------------------------------
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> object:
-    """A cell a spreadsheet will not run: text starting like a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def csv_response(filename: str, header: list[str], rows: object) -> StreamingHttpResponse:
-    """Stream a CSV (rows are fetched in chunks: a 50,000-member fleet stays small in memory)."""
-    writer = csv.writer(_Echo())
-
-    def lines():  # type: ignore[no-untyped-def]
-        yield writer.writerow(header)
-        for row in rows:  # type: ignore[attr-defined]
-            yield writer.writerow([_cell(value) for value in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    # group names become file names: quoted and encoded by Django, never pasted into the header
-    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename) or ""
-    return response
-
-
 @require_GET
 def groups_export(request: HtmxHttpRequest) -> StreamingHttpResponse:
-    _, account = account_choice(request)
-    if account is None:
-        raise Http404("No SolaX account yet.")
+    _, account = account_or_404(request)
     rows = (Group.objects.filter(account=account, removed=False).order_by("name")
             .values_list("name", "remote_id", "device_count", "remote_created", "remote_updated", "synced_at")
             .iterator(chunk_size=2000))

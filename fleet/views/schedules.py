@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.accounts.access import account_choice, current_membership, require_operator
+from fleet.accounts.access import account_choice, current_membership, require_operator, schedule_for_user
 from fleet.accounts.forms import client_address
+from fleet.commands.actions import describe_action
 from fleet.models import DeviceResult, Occurrence, Schedule
 from fleet.schedules import service, timeline
 from fleet.schedules.forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
@@ -28,15 +29,6 @@ from fleet.views.base import HtmxHttpRequest
 PAGE_SIZE = 25
 OCCURRENCES_PAGE_SIZE = 20
 
-
-def _get_schedule_for_user(request: HtmxHttpRequest, code: uuid.UUID) -> Schedule:
-    """Return the schedule of the user's organization, or 404."""
-    organization = current_membership(request).organization
-    schedule = (Schedule.objects.select_related("account", "group")
-                .filter(account__organization=organization, code=code).first())
-    if schedule is None:
-        raise Http404("No such schedule in your organization.")
-    return schedule
 
 
 @dataclass(frozen=True)
@@ -58,7 +50,7 @@ def _row(schedule: Schedule, now: datetime) -> Row:
     upcoming = service.next_edge(schedule, now) if schedule.enabled else None
     next_fire = f"{upcoming.edge} {_local(upcoming.due_at, schedule.timezone)}" if upcoming else ""
     return Row(schedule, timeline.target_label(schedule), timeline.describe_days(schedule),
-               timeline.describe_action(schedule.start_action), timeline.describe_action(schedule.end_action),
+               describe_action(schedule.start_action), describe_action(schedule.end_action),
                next_fire)
 
 
@@ -139,7 +131,7 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = require_operator(request)
-    schedule = _get_schedule_for_user(request, code)
+    schedule = schedule_for_user(request, code)
     form = ScheduleForm(request.POST or None, organization=membership.organization, initial=_initial(schedule))
     if request.method == "POST" and form.is_valid():
         _assign(schedule, form.cleaned_data)
@@ -152,7 +144,7 @@ def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 @require_GET
 def schedule_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     current_membership(request)
-    schedule = _get_schedule_for_user(request, code)
+    schedule = schedule_for_user(request, code)
     occurrences = (Occurrence.objects.filter(schedule=schedule).select_related("command")
                    .prefetch_related(Prefetch("command__results", queryset=DeviceResult.objects.order_by("sn"))))
     page = Paginator(occurrences, OCCURRENCES_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -166,7 +158,7 @@ def schedule_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 @require_POST
 def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
-    schedule = _get_schedule_for_user(request, code)
+    schedule = schedule_for_user(request, code)
     schedule.enabled = not schedule.enabled
     service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
     messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
@@ -177,7 +169,7 @@ def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 def schedule_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation; POST deletes (the commands it sent stay in the history)."""
     require_operator(request)
-    schedule = _get_schedule_for_user(request, code)
+    schedule = schedule_for_user(request, code)
     if request.method == "POST":
         name = schedule.name
         schedule.delete()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fleet.commands import service, tracking
-from fleet.commands.service import Target
+from fleet.commands.targets import Target
 from fleet.models import ApiCall, CallbackReceipt, Command, CommandState, DeviceResult, DeviceState
 from fleet.pipeline import dispatch, queue
 

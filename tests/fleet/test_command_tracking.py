@@ -7,7 +7,8 @@ import time
 import pytest
 
 from fleet.commands import service, tracking
-from fleet.commands.service import Target
+from fleet.commands.actions import CommandError
+from fleet.commands.targets import Target
 from fleet.models import ApiCall, CallState, Command, CommandState, DeviceState, Group, Resolution
 from fleet.pipeline import dispatch
 
@@ -110,7 +111,7 @@ def test_a_write_of_unknown_delivery_flags_the_command_until_an_operator_decides
     assert command.resolution == Resolution.SENT_AGAIN and command.resolved_by == operator
     assert command.state == CommandState.FAILED
     assert again is not None and again.retry_of == command and again.source == "resend"
-    with pytest.raises(service.CommandError):
+    with pytest.raises(CommandError):
         service.resolve_unknown(command, Resolution.DELIVERED, user=operator)
 
 

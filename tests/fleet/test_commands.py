@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from fleet.commands import service
-from fleet.commands.service import CommandError, Target
+from fleet.commands.actions import CommandError
+from fleet.commands.targets import Target
 from fleet.models import ApiCall, CallState, Command, CommandBatch, DeviceResult, Group, Inverter, Priority
 from fleet.pipeline import ledger
 

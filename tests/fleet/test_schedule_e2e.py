@@ -19,7 +19,7 @@ FINAL = {"succeeded", "partial", "failed", "unknown", "expired", "cancelled"}
 
 
 def _mirror_two_online_inverters(account, simulator):  # type: ignore[no-untyped-def]
-    """Mirror one simulator group with two of its online members (what the sync of issue 5 does)."""
+    """Mirror one simulator group with two of its online members (what the sync does)."""
     tenant = simulator.sim.tenant()
     for remote in tenant.groups.values():
         online = [m for m in remote.members.values() if tenant.inverters[m.inverter_sn].online]

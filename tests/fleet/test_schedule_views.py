@@ -63,7 +63,7 @@ def test_it_lists_next_fire_times_in_local_time(operator_client, account, north)
     assert upcoming is not None
     local = upcoming.due_at.astimezone(account.tzinfo)
     assert f"{upcoming.edge} {local:%a %d %b %H:%M} {local.tzname()}" in body
-    assert "Mode control: Manual (manualMode 1)" in body
+    assert "Forced charge" in body  # named as the command form names it
 
 
 def test_the_timeline_draws_a_window_across_midnight_on_both_days(operator_client, account, north):

@@ -21,7 +21,7 @@ from fleet.models import (
     OccurrenceState,
     Priority,
     Schedule,
-    ScheduleTarget,
+    TargetKind,
 )
 from fleet.pipeline import ledger, queue
 from fleet.schedules import service, timeline
@@ -68,7 +68,7 @@ def group(account):  # type: ignore[no-untyped-def]
 
 def make(account, group, name="Night charge", *, start=time(2, 0), end=time(5, 0),  # type: ignore[no-untyped-def]
          weekdays=(0, 1, 2, 3, 4, 5, 6), created=JAN_15, tz=BERLIN, **fields):
-    values = {"account": account, "name": name, "target_kind": ScheduleTarget.GROUP, "group": group,
+    values = {"account": account, "name": name, "target_kind": TargetKind.GROUP, "group": group,
               "start_action": CHARGE, "end_action": SELF_USE, "start_time": start, "end_time": end,
               "weekdays": list(weekdays), "timezone": tz, "created": created, **fields}
     schedule = service.prepare(Schedule(**values), now=created)
@@ -276,7 +276,7 @@ def test_two_concurrent_ticks_send_once(account, group, recorder):
 
 def test_reserved_slots_count_the_control_calls_of_edges_about_to_fire(account, group):
     make(account, group)  # one group call per edge
-    selection = make(account, None, name="Many", target_kind=ScheduleTarget.SELECTION,
+    selection = make(account, None, name="Many", target_kind=TargetKind.SELECTION,
                      sns=[f"SN{i:04d}" for i in range(150)])
     assert selection.calls_per_edge == 2
     assert ledger.reserved_slots(account.pk, utc(2026, 1, 15, 0, 57)) == 0
@@ -311,7 +311,7 @@ def test_reads_cannot_take_the_slots_reserved_for_an_edge(account, group):
 
 def test_the_page_warns_when_one_minute_needs_more_calls_than_the_budget(account, group):
     now = utc(2026, 1, 15, 0, 0)
-    many = [make(account, None, name=f"S{i}", target_kind=ScheduleTarget.SELECTION,
+    many = [make(account, None, name=f"S{i}", target_kind=TargetKind.SELECTION,
                  sns=[f"SN{j}" for j in range(300)]) for i in range(4)]  # 3 calls each: 12 at 02:00
     warnings = service.budget_warnings(account, many, now)
     assert ("Thu 02:00: 12 control calls are due but only 9 can go out a minute; the last will be about "
@@ -324,7 +324,7 @@ def test_overlap_through_group_membership_with_a_conflicting_action(account, gro
     Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
     Inverter.objects.create(account=account, group=group, remote_id="2", inverter_sn="SNB")
     a = make(account, group, name="Charge", start=time(2, 0), end=time(5, 0))
-    b = make(account, None, name="Discharge", target_kind=ScheduleTarget.SELECTION, sns=["SNB"],
+    b = make(account, None, name="Discharge", target_kind=TargetKind.SELECTION, sns=["SNB"],
              start=time(4, 0), end=time(6, 0))
     b.start_action = {"superType": 2, "mode": 3, "manualMode": 2}
     b.save()
@@ -337,7 +337,7 @@ def test_no_overlap_for_the_same_action_other_devices_or_other_hours(account, gr
     Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
     a = make(account, group, name="A")
     same = make(account, group, name="Same action")
-    elsewhere = make(account, None, name="Elsewhere", target_kind=ScheduleTarget.SELECTION,
+    elsewhere = make(account, None, name="Elsewhere", target_kind=TargetKind.SELECTION,
                      sns=["SNZ"], start_action={"superType": 2, "mode": 3, "manualMode": 2})
     later = make(account, group, name="Later", start=time(5, 0), end=time(6, 0),
                  start_action={"superType": 2, "mode": 3, "manualMode": 2})
