@@ -21,17 +21,10 @@ class QueueRow:
     queued: int
 
 
-CHART_HEIGHT = 140
-BAR_STEP = 20
-
-
 @dataclass(frozen=True)
-class HourBar:
+class HourCount:
     start: datetime
     calls: int
-    x: int
-    y: float
-    height: float
 
 
 @dataclass(frozen=True)
@@ -73,15 +66,14 @@ def budget_view(account: SolaxAccount, now: datetime | None = None) -> BudgetVie
 
 
 @dataclass(frozen=True)
-class HourChart:
-    bars: list[HourBar]
-    per_hour_limit: int
-    limit_y: float
+class HourlyCalls:
+    hours: list[HourCount]  # the last 24 hours, oldest first
+    per_hour_limit: int  # the daily limit spread evenly
 
 
-def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourChart:
-    """Return 24 hourly bars of requests sent (oldest first) against the sustainable hourly rate
-    (the daily limit spread evenly), in SVG units of a 480 x 160 chart."""
+def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourlyCalls:
+    """Return the requests sent in each of the last 24 hours (oldest first) and the sustainable
+    hourly rate they are measured against (one query)."""
     now = now or timezone.now()
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     counts = {
@@ -89,12 +81,5 @@ def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourChar
         for row in CallAttempt.objects.filter(account=account, sent_at__gte=start)
         .annotate(hour=TruncHour("sent_at")).values("hour").annotate(n=Count("id")).order_by()
     }
-    per_hour_limit = max(1, account.calls_per_day // 24)
-    top = max([per_hour_limit, *counts.values()]) * 1.1
-    bars = []
-    for i in range(24):
-        hour = start + timedelta(hours=i)
-        n = counts.get(hour, 0)
-        height = round(CHART_HEIGHT * n / top, 1)
-        bars.append(HourBar(hour, n, i * BAR_STEP + 2, round(CHART_HEIGHT - height, 1), height))
-    return HourChart(bars, per_hour_limit, round(CHART_HEIGHT - CHART_HEIGHT * per_hour_limit / top, 1))
+    hours = [HourCount(start + timedelta(hours=i), counts.get(start + timedelta(hours=i), 0)) for i in range(24)]
+    return HourlyCalls(hours, max(1, account.calls_per_day // 24))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from fleet.accounts.access import account_choice
 from fleet.models import ApiCall, CallState, SolaxAccount
-from fleet.pipeline.report import budget_view, hourly_calls
+from fleet.pipeline.report import HourlyCalls, budget_view, hourly_calls
 from fleet.views.base import HtmxHttpRequest
 from solax.endpoints import ENDPOINTS
 
@@ -31,7 +33,7 @@ def budget(request: HtmxHttpRequest) -> HttpResponse:
     context.update(_log_context(request, account))
     if request.htmx and request.htmx.target == "call-log":
         return render(request, "fleet/budget.html#log", context)
-    context["chart"] = hourly_calls(account)
+    context["chart"] = hour_chart(hourly_calls(account))
     return render(request, "fleet/budget.html", context)
 
 
@@ -61,3 +63,35 @@ def _log_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, o
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CallState.choices,
             "endpoints": sorted(ENDPOINTS),
             "filter_query": query}
+
+
+# The 24 h chart, in SVG units of a 480 x 160 drawing ------------------------------------------
+
+CHART_HEIGHT = 140
+BAR_STEP = 20
+
+
+@dataclass(frozen=True)
+class HourBar:
+    start: datetime
+    calls: int
+    x: int
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class HourChart:
+    bars: list[HourBar]
+    per_hour_limit: int
+    limit_y: float
+
+
+def hour_chart(hourly: HourlyCalls) -> HourChart:
+    """Return the bars of each hour and the line of the hourly limit, scaled to the chart."""
+    top = max([hourly.per_hour_limit, *(h.calls for h in hourly.hours)]) * 1.1
+    bars = []
+    for i, hour in enumerate(hourly.hours):
+        height = round(CHART_HEIGHT * hour.calls / top, 1)
+        bars.append(HourBar(hour.start, hour.calls, i * BAR_STEP + 2, round(CHART_HEIGHT - height, 1), height))
+    return HourChart(bars, hourly.per_hour_limit, round(CHART_HEIGHT - CHART_HEIGHT * hourly.per_hour_limit / top, 1))

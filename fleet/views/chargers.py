@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -50,7 +52,7 @@ def chargers(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-def charger_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def charger_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     charger = charger_for_user(request, code)
     last = (ApiCall.objects.filter(account=charger.account, endpoint="pile_info", context__charger=charger.pk)
             .order_by("-id").first())
@@ -65,7 +67,7 @@ def charger_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_POST
-def charger_refresh(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def charger_refresh(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     charger = charger_for_user(request, code)
     service.request_status(charger)
@@ -77,7 +79,7 @@ def charger_refresh(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def charger_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def charger_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation; POST removes the charger from the dashboard (nothing in the cloud)."""
     require_operator(request)
     charger = charger_for_user(request, code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -95,7 +97,7 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_POST
-def group_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def group_rename(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     group = group_for_user(request, code)
     form = GroupNameForm(request.POST, account=group.account, group=group)
@@ -107,7 +109,7 @@ def group_rename(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def group_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation; POST sends the delete."""
     require_operator(request)
     group = group_for_user(request, code)
@@ -153,7 +155,7 @@ def group_cloud_search(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-def cloud_result(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def cloud_result(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """The answer of a fuzzy query (groups or members), polled by the page while it is pending."""
     call = cloud_search_for_user(request, code, ("group_fuzzy_query", "inverter_fuzzy_query"))
     response = render(request, "fleet/groups.html#cloud", {"cloud_call": call,
@@ -176,7 +178,7 @@ def sync_start(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-def sync_run(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def sync_run(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     run = sync_run_for_user(request, code)
     response = render(request, "fleet/groups.html#sync", {"run": run, "account": run.account})
     if request.htmx and run.state != sync.RUNNING:

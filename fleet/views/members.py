@@ -3,6 +3,8 @@ CSV export)."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -51,7 +53,7 @@ def _render_detail(request: HtmxHttpRequest, group: Group, *, form: SnForm | Non
 
 
 @require_GET
-def group_detail(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def group_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     group = group_for_user(request, code)
     return _render_detail(request, group)
 
@@ -65,7 +67,7 @@ def _back(request: HtmxHttpRequest, group: Group) -> HttpResponse:
 
 
 @require_POST
-def member_add(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_add(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     group = group_for_user(request, code)
     if group.removed:
@@ -82,7 +84,7 @@ def member_add(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_POST
-def member_replace(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_replace(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     member = member_for_user(request, code)
     form = SnForm(request.POST)
@@ -96,7 +98,7 @@ def member_replace(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """GET asks for confirmation; POST sends the removal."""
     require_operator(request)
     member = member_for_user(request, code)
@@ -109,7 +111,7 @@ def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_POST
-def members_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def members_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """Batch removal: the first POST confirms the ticked members, ``confirm=1`` sends."""
     require_operator(request)
     group = group_for_user(request, code)
@@ -130,7 +132,7 @@ def members_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_POST
-def member_cloud_search(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_cloud_search(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """The cloud's fuzzy member search (VPP 3.6) by dongle or inverter SN."""
     require_operator(request)
     group = group_for_user(request, code)
@@ -150,7 +152,7 @@ def member_cloud_search(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_GET
-def members_export(request: HtmxHttpRequest, code: str) -> StreamingHttpResponse:
+def members_export(request: HtmxHttpRequest, code: uuid.UUID) -> StreamingHttpResponse:
     group = group_for_user(request, code)
     rows = (Inverter.objects.filter(group=group, removed=False).order_by("inverter_sn")
             .values_list("inverter_sn", "dongle_sn", "remote_id", "rated_power", "in_group", "remote_created")

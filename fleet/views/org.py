@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -43,7 +45,7 @@ def account_add(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def account_edit(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def account_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_admin(request)
     account = get_for_org(SolaxAccount.objects.all(), request, code=code)
     form = SolaxAccountForm(request.POST or None, instance=account)
@@ -91,7 +93,7 @@ def _other_admins(member: Membership) -> bool:
 
 
 @require_POST
-def member_role(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_role(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = require_admin(request)
     member = get_object_or_404(Membership, code=code, organization=membership.organization)
     form = RoleForm(request.POST)
@@ -107,7 +109,7 @@ def member_role(request: HtmxHttpRequest, code: str) -> HttpResponse:
 
 
 @require_POST
-def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
+def member_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = require_admin(request)
     member = get_object_or_404(Membership, code=code, organization=membership.organization)
     if member.role == Role.ADMIN and not _other_admins(member):
