@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.commands.actions import Action, CommandError, build_action
-from fleet.commands.targets import Target, resolve_target
+from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
 from fleet.commands.tracking import refresh
 from fleet.models import (
     ApiCall,
@@ -33,6 +33,8 @@ from fleet.models import (
     CommandState,
     DeviceResult,
     DeviceState,
+    Group,
+    Inverter,
     Priority,
     Resolution,
     SolaxAccount,
@@ -40,7 +42,6 @@ from fleet.models import (
 )
 from fleet.pipeline import ledger, queue
 from solax import endpoints
-from solax.control import MAX_SNS_PER_CALL
 
 log = logging.getLogger("fleet.commands")
 
@@ -52,7 +53,7 @@ POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
 class CostPlan:
     """What a command will cost: its calls, when they go out, and the share of today's budget."""
 
-    endpoint: str
+    endpoint: str  # the endpoint of most sends ("batch_control", "group_control", ...)
     devices: int
     sends: int
     polls: int
@@ -61,7 +62,12 @@ class CostPlan:
     day_free: int
     day_limit: int
     label: str
-    batches: list[list[str]] = field(default_factory=list)
+    batches: list[Batch] = field(default_factory=list)
+    max_sns_per_call: int = 100
+
+    @property
+    def group_calls(self) -> int:
+        return sum(1 for batch in self.batches if batch.group is not None)
 
     @property
     def calls(self) -> int:
@@ -83,11 +89,22 @@ class CostPlan:
 @dataclass(frozen=True)
 class _Resolved:
     kind: str  # CommandKind
-    endpoint: str
     params: dict[str, Any]  # the action part of the vendor parameters (control) or the mode
     devices: list[tuple[str, str]]  # (sn, dongle sn)
-    batches: list[list[str]]
+    batches: list[Batch]
     label: str
+
+    def endpoint_of(self, batch: Batch) -> str:
+        if self.kind == CommandKind.CHARGER_MODE:
+            return "pile_cmd"
+        if batch.group is not None:
+            return "group_control"
+        return "single_control" if len(self.devices) == 1 and len(batch.sns) == 1 else "batch_control"
+
+    @property
+    def endpoint(self) -> str:
+        names = [self.endpoint_of(batch) for batch in self.batches]
+        return max(set(names), key=names.count)
 
 
 # Validation -----------------------------------------------------------------------------------
@@ -108,27 +125,9 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
         errors.update(exc.errors)
     if errors or built is None:
         raise CommandError(errors)
-    sns = [sn for sn, _ in devices]
-    batches: list[list[str]]
-    if target.kind == TargetKind.GROUP:
-        assert target.group is not None
-        endpoint, batches = "group_control", [[]]
-        where = f"group {target.group.name}"
-    elif target.kind == TargetKind.CHARGERS:
-        endpoint, batches = "pile_cmd", _chunks(sns)
-        where = f"{len(sns)} charger{'s' if len(sns) != 1 else ''}" if len(sns) > 1 else sns[0]
-    elif target.kind == TargetKind.INVERTER:
-        endpoint, batches = "single_control", [sns]
-        where = sns[0]
-    else:
-        endpoint, batches = "batch_control", _chunks(sns)
-        where = f"{len(sns)} inverters"
-    return _Resolved(kind=built.kind, endpoint=endpoint, params=built.params, devices=devices, batches=batches,
-                     label=f"{built.label} to {where}"[:200])
-
-
-def _chunks(sns: list[str]) -> list[list[str]]:
-    return [sns[i:i + MAX_SNS_PER_CALL] for i in range(0, len(sns), MAX_SNS_PER_CALL)]
+    resolved = ResolvedTarget(target, devices)
+    return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=cover(account, resolved),
+                     label=f"{built.label} to {describe(target, devices)}"[:200])
 
 
 # Planning -------------------------------------------------------------------------------------
@@ -157,15 +156,18 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
                                                         * math.ceil(backlog / per_minute)))
     return CostPlan(endpoint=resolved.endpoint, devices=len(resolved.devices), sends=sends, polls=polls,
                     queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
-                    day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches)
+                    day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches,
+                    max_sns_per_call=account.max_sns_per_call)
 
 
 # Creating -------------------------------------------------------------------------------------
 
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
-                   ip: str | None = None, source: str = "manual", retry_of: Command | None = None) -> Command:
+                   ip: str | None = None, source: str = "manual", retry_of: Command | None = None,
+                   start_by: datetime | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
-    DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command."""
+    DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command.
+    Batches still unsent at ``start_by`` are cancelled, never sent late."""
     resolved = _resolve(account, target, action)
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
@@ -173,20 +175,24 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
     with transaction.atomic():
         command = Command.objects.create(
             account=account, kind=resolved.kind, target_kind=target.kind,
-            group=target.group if target.kind == TargetKind.GROUP else None,
-            sns=[] if target.kind == TargetKind.GROUP else [sn for sn, _ in resolved.devices],
+            group=target.group if target.kind == TargetKind.GROUP else None, selection=target.selection,
+            sns=[] if target.kind in GROUP_KINDS else [sn for sn, _ in resolved.devices], start_by=start_by,
             action=resolved.params, label=resolved.label, state=CommandState.QUEUED, created=now,
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
             source=source, retry_of=retry_of, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
         )
+        if target.kind == TargetKind.GROUPS:
+            command.groups.set(target.groups)
         dongles = dict(resolved.devices)
-        for chunk in resolved.batches:
-            members = chunk or [sn for sn, _ in resolved.devices]
-            batch = CommandBatch.objects.create(command=command, sns=chunk)
+        group_members = _members_of([b.group for b in resolved.batches if b.group is not None], set(dongles))
+        for spec in resolved.batches:
+            members = group_members.get(spec.group.pk, []) if spec.group is not None else spec.sns
+            batch = CommandBatch.objects.create(command=command, group=spec.group, sns=spec.sns)
             DeviceResult.objects.bulk_create(
-                DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members)
-            call = queue.enqueue(account, resolved.endpoint, _send_params(account, command, resolved, chunk),
+                (DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members),
+                batch_size=2000)
+            call = queue.enqueue(account, resolved.endpoint_of(spec), _send_params(account, resolved, spec),
                                  purpose=command.label, handler="commands.sent", context={"batch": batch.pk},
                                  origin_kind="command", origin_code=command.code)
             batch.call = call
@@ -196,20 +202,30 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
     return command
 
 
-def _send_params(account: SolaxAccount, command: Command, resolved: _Resolved, chunk: list[str]) -> dict[str, Any]:
-    if resolved.endpoint == "pile_cmd":
+def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
+    """The target's devices in each group that a group call reaches (one query)."""
+    members: dict[int, list[str]] = {}
+    for group_id, sn in Inverter.objects.filter(group__in=groups, removed=False).values_list("group_id", "inverter_sn"):
+        if sn in wanted:
+            members.setdefault(group_id, []).append(sn)
+    return members
+
+
+def _send_params(account: SolaxAccount, resolved: _Resolved, batch: Batch) -> dict[str, Any]:
+    endpoint = resolved.endpoint_of(batch)
+    if endpoint == "pile_cmd":
         # Built with the real callback URL so that it is validated; the pipeline adds it again at send
         # time, as it is a secret and must not sit in the ledger.
-        params = endpoints.pile_cmd_params(chunk, resolved.params["chargerMode"], account.callback_url)
+        params = endpoints.pile_cmd_params(batch.sns, resolved.params["chargerMode"], account.callback_url)
         params.pop("callbackUrl")
         return params
     spec = dict(resolved.params)
-    if resolved.endpoint == "group_control":
-        assert command.group is not None
-        return endpoints.group_control_params(command.group.remote_id, spec)
-    if resolved.endpoint == "single_control":
-        return endpoints.single_control_params(chunk[0], spec)
-    return endpoints.batch_control_params(chunk, spec)
+    if endpoint == "group_control":
+        assert batch.group is not None
+        return endpoints.group_control_params(batch.group.remote_id, spec)
+    if endpoint == "single_control":
+        return endpoints.single_control_params(batch.sns[0], spec)
+    return endpoints.batch_control_params(batch.sns, spec)
 
 
 # Operators' decisions -------------------------------------------------------------------------

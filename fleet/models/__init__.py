@@ -13,12 +13,12 @@ from fleet.models.commands import (
     Resolution,
     TargetKind,
 )
-from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SyncRun
+from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
-    "SolaxAccount", "SyncRun", "TargetKind",
+    "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role",
+    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
 ]

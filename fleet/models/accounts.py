@@ -7,7 +7,7 @@ import uuid
 import zoneinfo
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone as dj_timezone
 
@@ -96,6 +96,11 @@ class SolaxAccount(models.Model):
     safety_margin_per_day = models.PositiveIntegerField(default=100)
     # Share of the daily budget that only control writes may spend.
     control_share_percent = models.PositiveIntegerField(default=20)
+    # The most SNs one batch call (batchTempControl) carries. The document states no maximum; 100
+    # until a real cloud is known to take more. A command's plan says which limit applies.
+    max_sns_per_call = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
+        help_text="The most SNs one batch control call carries (the vendor states no maximum).")
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
     callback_secret = models.CharField(max_length=64, default=_callback_secret, unique=True, editable=False)

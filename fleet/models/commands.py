@@ -10,7 +10,7 @@ from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import SolaxAccount
 from fleet.models.calls import ApiCall
-from fleet.models.mirror import Group
+from fleet.models.mirror import Group, SavedSelection
 
 
 class CommandState(models.TextChoices):
@@ -32,6 +32,9 @@ class TargetKind(models.TextChoices):
     INVERTER = "inverter", "one inverter"
     SELECTION = "selection", "a selection of inverters"
     GROUP = "group", "a group"
+    GROUPS = "groups", "several groups"
+    SAVED = "saved", "a saved selection"
+    FLEET = "fleet", "the whole fleet"
     CHARGERS = "chargers", "EV chargers"
 
 
@@ -52,6 +55,8 @@ class Command(models.Model):
     kind = models.CharField(max_length=20, choices=CommandKind.choices)
     target_kind = models.CharField(max_length=10, choices=TargetKind.choices)
     group = models.ForeignKey(Group, models.SET_NULL, null=True, blank=True, related_name="commands")
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")  # "several groups"
+    selection = models.ForeignKey(SavedSelection, models.SET_NULL, null=True, blank=True, related_name="commands")
     sns = models.JSONField(default=list, blank=True)  # inverter SNs or charger SNs (not for a group)
     # The validated action: superType and the solax.control field values, or the charger mode.
     action = models.JSONField(default=dict)
@@ -62,7 +67,10 @@ class Command(models.Model):
                                    related_name="commands")
     created_from = models.GenericIPAddressField(null=True, blank=True)
     source = models.CharField(max_length=20, default="manual")  # manual, schedule, retry
+    # The latest deadline of its batches (each counted from its own send): when the last result is due.
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The operator's "must start by": batches still unsent then are cancelled, never sent late.
+    start_by = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     retry_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="retries")
     # Denormalised counts for the history list (fast at 200,000 commands).
@@ -92,6 +100,7 @@ class CommandBatch(models.Model):
     and the ids the cloud gave it."""
 
     command = models.ForeignKey(Command, models.CASCADE, related_name="batches")
+    group = models.ForeignKey(Group, models.SET_NULL, null=True, blank=True, related_name="+")  # group_control
     sns = models.JSONField(default=list, blank=True)
     call = models.OneToOneField(ApiCall, models.SET_NULL, null=True, blank=True, related_name="batch")
     vendor_command_id = models.CharField(max_length=60, blank=True)
@@ -99,6 +108,8 @@ class CommandBatch(models.Model):
     state = models.CharField(max_length=10, choices=CommandState.choices, default=CommandState.QUEUED)
     polls = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Counted from the batch's own send: results later than this are not waited for.
+    deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["task_id"], name="batch_task")]
@@ -112,6 +123,7 @@ class DeviceState(models.TextChoices):
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
     NO_ANSWER = "no_answer", "no answer"
+    NOT_SENT = "not_sent", "not sent"  # its batch was cancelled before it left
     UNKNOWN = "unknown", "unknown"
 
 

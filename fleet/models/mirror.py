@@ -127,3 +127,23 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"sync {self.started:%Y-%m-%d %H:%M} ({self.state})"
+
+
+class SavedSelection(models.Model):
+    """A named, reusable list of an account's inverter SNs: a command or schedule target."""
+
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="selections", db_index=False)
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    sns = models.JSONField(default=list)
+    created = models.DateTimeField(default=dj_timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    updated = models.DateTimeField(default=dj_timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="selection_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -11,7 +11,7 @@ from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import SolaxAccount
 from fleet.models.commands import Command, TargetKind
-from fleet.models.mirror import Group
+from fleet.models.mirror import Group, SavedSelection
 
 # How far ahead of an edge the call pipeline keeps minute slots for it: the rolling minute plus one
 # tick period; and how late a missed tick may still send an edge (later, it is marked missed).
@@ -31,6 +31,8 @@ class Schedule(models.Model):
     name = models.CharField(max_length=100)
     target_kind = models.CharField(max_length=10, choices=TargetKind.choices)
     group = models.ForeignKey(Group, models.SET_NULL, null=True, blank=True, related_name="schedules")
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")  # "several groups"
+    selection = models.ForeignKey(SavedSelection, models.SET_NULL, null=True, blank=True, related_name="schedules")
     sns = models.JSONField(default=list, blank=True)  # inverter SNs (selection) or charger SNs
     start_action = models.JSONField(default=dict)
     end_action = models.JSONField(default=dict)

@@ -151,7 +151,7 @@ def test_chargers_go_in_calls_of_at_most_100(account, fleet):
     sns = " ".join(f"C1AB{i:010d}" for i in range(250))
     form = _form(account, target="chargers", sns=sns, chargerMode=2)
     assert form.is_valid(), form.errors
-    assert [len(b) for b in form.plan.batches] == [100, 100, 50]
+    assert [len(b.sns) for b in form.plan.batches] == [100, 100, 50]
 
 
 def test_a_group_without_members_is_refused(account, fleet):

@@ -92,7 +92,7 @@ def test_a_selection_over_100_is_split_into_batches(mirrored_fleet, fast_command
     sns = tuple(i.inverter_sn for i in extra)
     plan = service.plan_command(mirrored_fleet, Target("selection", sns=sns), {"superType": 1, "systemSwitch": 1})
     assert (plan.sends, plan.endpoint) == (2, "batch_control")
-    assert [len(b) for b in plan.batches] == [100, 10]
+    assert [len(b.sns) for b in plan.batches] == [100, 10]
 
 
 def test_a_write_of_unknown_delivery_flags_the_command_until_an_operator_decides(
