@@ -10,4 +10,5 @@ class FleetConfig(AppConfig):
     def ready(self) -> None:
         # Importing the services registers their call-pipeline handlers (fleet.calls.register) in
         # every process: web, worker and management commands alike.
-        from fleet import bindings, chargers, command_tracking, commands, mirror, schedules, sync  # noqa: F401
+        # fleet.checks registers the system checks.
+        from fleet import bindings, chargers, checks, command_tracking, commands, mirror, schedules, sync  # noqa: F401

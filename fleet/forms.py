@@ -18,9 +18,8 @@ TOKEN_RE = re.compile(r"^\d{20,30}$")
 
 
 def client_address(request: HttpRequest | None) -> str:
-    if request is None:
-        return "unknown"
-    return request.META.get("REMOTE_ADDR", "unknown")
+    """Return the client's address behind TRUSTED_PROXY_COUNT proxies (see fleet.throttle)."""
+    return throttle.client_address(request)
 
 
 class ThrottledLoginForm(AuthenticationForm):
@@ -36,7 +35,7 @@ class ThrottledLoginForm(AuthenticationForm):
     def clean(self) -> dict[str, object]:
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
-        if throttle.is_locked(username, address):
+        if throttle.is_locked(username, address, self.request):
             raise ValidationError(self.error_messages["throttled"], code="throttled")
         try:
             cleaned = super().clean()
