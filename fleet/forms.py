@@ -6,7 +6,6 @@ import re
 import zoneinfo
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -119,32 +118,6 @@ class SolaxAccountForm(forms.ModelForm):
         if commit:
             account.save()
         return account
-
-
-class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(
-        required=False, widget=forms.PasswordInput,
-        help_text="Only for a new user: their first password (they can change it after login).",
-    )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-    def clean(self) -> dict[str, object]:
-        cleaned = super().clean() or {}
-        username = cleaned.get("username")
-        if username and not get_user_model().objects.filter(username=username).exists():
-            password = cleaned.get("password")
-            if not password:
-                self.add_error("password", "A new user needs a first password.")
-            else:
-                from django.contrib.auth.password_validation import validate_password
-
-                try:
-                    validate_password(str(password))
-                except ValidationError as exc:
-                    self.add_error("password", exc)
-        return cleaned
 
 
 class RoleForm(forms.Form):

@@ -15,6 +15,7 @@ from fleet.views import (
     groups,
     health,
     inverters,
+    invitations,
     org,
     schedules,
 )
@@ -38,7 +39,10 @@ urlpatterns = [
     path("settings/", org.settings_page, name="fleet-settings"),
     path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
     path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),
-    path("settings/members/add/", org.member_add, name="fleet-member-add"),
+    path("settings/invitations/new/", org.invitation_add, name="fleet-invitation-add"),
+    path("settings/invitations/<uuid:code>/revoke/", org.invitation_revoke, name="fleet-invitation-revoke"),
+    # The only page besides login that needs no login (the token is the credential).
+    path("invite/<str:token>/", invitations.invitation_accept, name="fleet-invitation-accept"),
     path("settings/members/<uuid:code>/role/", org.member_role, name="fleet-member-role"),
     path("settings/members/<uuid:code>/remove/", org.member_remove, name="fleet-member-remove"),
     path("commands/", commands.command_list, name="fleet-command-list"),

@@ -1,6 +1,6 @@
 """Fleet models, one module per area; import them from here."""
 
-from fleet.models.accounts import Membership, Organization, Role, SolaxAccount
+from fleet.models.accounts import Invitation, InvitationState, Membership, Organization, Role, SolaxAccount
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
 from fleet.models.commands import (
     CallbackReceipt,
@@ -18,7 +18,7 @@ from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule, 
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
-    "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
-    "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
+    "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Invitation",
+    "InvitationState", "Inverter", "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority",
+    "Resolution", "Role", "Schedule", "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
 ]
