@@ -41,8 +41,7 @@ def client_address(request: HttpRequest | None) -> str:
     With TRUSTED_PROXY_COUNT = n > 0, each of our n proxies appends the address it was connected
     from to X-Forwarded-For, so the n-th entry from the right is the one our outermost proxy saw;
     anything left of it was written by the client and is ignored. With 0 (no proxy), or when the
-    header has fewer entries or an entry that is no address, REMOTE_ADDR is used. An IPv6 client is
-    counted by its /64, which one host usually owns whole.
+    header has fewer entries or an entry that is no address, REMOTE_ADDR is used.
     """
     if request is None:
         return "unknown"
@@ -53,9 +52,18 @@ def client_address(request: HttpRequest | None) -> str:
         if len(hops) >= count:
             address = hops[-count]
     try:
-        ip = ipaddress.ip_address(address)
+        return str(ipaddress.ip_address(address))
     except ValueError:
         return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _bucket(address: str) -> str:
+    """Return what failures from `address` are counted under: the address, or for IPv6 its /64,
+    which one host usually owns whole (else a client could pick a fresh address per guess)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
     if ip.version == 6:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
@@ -69,11 +77,11 @@ def _user_hash(username: str) -> str:
 
 
 def _pair_key(username: str, address: str) -> str:
-    return f"login-fail:p:{_user_hash(username)}:{address}"
+    return f"login-fail:p:{_user_hash(username)}:{_bucket(address)}"
 
 
 def _address_key(address: str) -> str:
-    return f"login-fail:a:{address}"
+    return f"login-fail:a:{_bucket(address)}"
 
 
 def _username_key(username: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 import zoneinfo
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -169,7 +170,7 @@ class Invitation(models.Model):
     def __str__(self) -> str:
         return f"Invitation of {self.email or self.username or 'someone'} to {self.organization} ({self.role})"
 
-    def state(self, now=None) -> InvitationState:  # type: ignore[no-untyped-def]
+    def state(self, now: datetime | None = None) -> InvitationState:
         """Return what became of the invitation, as of `now`."""
         if self.accepted_at is not None:
             return InvitationState.ACCEPTED

@@ -22,7 +22,8 @@ ADA_PASSWORD = "pw-ada-9x!"
 
 
 @pytest.fixture(autouse=True)
-def _clear_throttle():
+def _clear_throttle(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; the counts still apply
     cache.clear()
     yield
     cache.clear()
@@ -48,8 +49,8 @@ def _logged_in(client: Client) -> bool:
     (2, "6.6.6.6, 1.2.3.4, 10.0.0.1", PROXY, "1.2.3.4"),
     (2, "1.2.3.4", PROXY, PROXY),                       # fewer hops than proxies: not trusted
     (1, "not-an-address", PROXY, PROXY),
-    (1, "2001:db8:1:2:3:4:5:6", PROXY, "2001:db8:1:2::/64"),
-    (0, None, "2001:db8::1", "2001:db8::/64"),
+    (1, "2001:db8:1:2:3:4:5:6", PROXY, "2001:db8:1:2:3:4:5:6"),
+    (0, None, "2001:db8::1", "2001:db8::1"),
 ])
 def test_client_address_counts_trusted_proxies_from_the_right(rf, settings, count, forwarded, remote, expected):
     settings.TRUSTED_PROXY_COUNT = count
@@ -57,6 +58,15 @@ def test_client_address_counts_trusted_proxies_from_the_right(rf, settings, coun
     if forwarded is not None:
         extra["HTTP_X_FORWARDED_FOR"] = forwarded
     assert throttle.client_address(rf.post("/login/", **extra)) == expected
+
+
+@pytest.mark.django_db
+def test_an_ipv6_client_is_counted_by_its_64(settings, admin_user):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    for i in range(3):  # one host, a fresh address of its /64 per guess
+        _login(Client(), "ada", "nope", f"2001:db8:1:2::{i + 1:x}")
+    assert b"Too many failed attempts" in _login(Client(), "ada", ADA_PASSWORD, "2001:db8:1:2::ff").content
+    assert _login(Client(), "ada", ADA_PASSWORD, "2001:db8:1:3::1").status_code == 302
 
 
 # Behind a proxy --------------------------------------------------------------------------------
