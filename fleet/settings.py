@@ -140,6 +140,9 @@ elif "postgresql" in DATABASES["default"]["ENGINE"]:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache holds the login throttle's counters, so it must be shared by every web process:
+# CACHE_URL=redis://... is required with more than one process (gunicorn workers, several machines).
+# The per-process default only suits DEBUG and single-process demos; `check --deploy` warns about it.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -156,6 +159,35 @@ LOGOUT_REDIRECT_URL = "fleet-login"
 # further attempts are refused until the window passes.
 LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = _int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+# Failures for one username from all addresses after which only browsers that have logged in as that
+# user before may still try (fleet/throttle.py explains why this never locks the user out).
+LOGIN_USERNAME_LIMIT = _int("LOGIN_USERNAME_LIMIT", 100, minimum=1)
+# How many reverse proxies in front of the site append to X-Forwarded-For: the client address is the
+# n-th entry from the right. 0 (the default) trusts no header and uses the connection's address.
+TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# Email: invitations are mailed when EMAIL_URL is set (smtp+tls://user:password@host:587 or
+# consolemail://); without it the admin copies the one-time link from the page.
+_email_url = env.str("EMAIL_URL", default="")
+EMAIL_ENABLED = bool(_email_url)
+if _email_url:
+    try:
+        _email = env.email_url_config(_email_url)
+    except (environ.ImproperlyConfigured, KeyError, ValueError) as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL is not a valid email URL: {exc}")
+    if not _email.get("EMAIL_BACKEND"):
+        raise ImproperlyConfigured(f"EMAIL_URL has an unsupported scheme: {_email_url.split(':', 1)[0]!r}")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+    EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+    EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="solax-fleet <fleet@localhost>")
+# Days an invitation link stays valid.
+INVITATION_DAYS = _int("INVITATION_DAYS", 7, minimum=1)
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")

@@ -6,9 +6,7 @@ import re
 import zoneinfo
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -19,9 +17,8 @@ TOKEN_RE = re.compile(r"^\d{20,30}$")
 
 
 def client_address(request: HttpRequest | None) -> str:
-    if request is None:
-        return "unknown"
-    return request.META.get("REMOTE_ADDR", "unknown")
+    """Return the client's address behind TRUSTED_PROXY_COUNT proxies (see fleet.throttle)."""
+    return throttle.client_address(request)
 
 
 class ThrottledLoginForm(AuthenticationForm):
@@ -37,7 +34,7 @@ class ThrottledLoginForm(AuthenticationForm):
     def clean(self) -> dict[str, object]:
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
-        if throttle.is_locked(username, address):
+        if throttle.is_locked(username, address, self.request):
             raise ValidationError(self.error_messages["throttled"], code="throttled")
         try:
             cleaned = super().clean()
@@ -121,30 +118,6 @@ class SolaxAccountForm(forms.ModelForm):
         if commit:
             account.save()
         return account
-
-
-class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(required=False)
-    password = forms.CharField(
-        required=False, widget=forms.PasswordInput,
-        help_text="Only for a new user: their first password (they can change it after login).",
-    )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-    def clean(self) -> dict[str, object]:
-        cleaned = super().clean() or {}
-        username = cleaned.get("username")
-        if username and not get_user_model().objects.filter(username=username).exists():
-            password = cleaned.get("password")
-            if not password:
-                self.add_error("password", "A new user needs a first password.")
-            else:
-                try:
-                    validate_password(str(password))
-                except ValidationError as exc:
-                    self.add_error("password", exc)
-        return cleaned
 
 
 class RoleForm(forms.Form):

@@ -1,6 +1,6 @@
 """Fleet models, one module per area; import them from here."""
 
-from fleet.models.accounts import Membership, Organization, Role, SolaxAccount
+from fleet.models.accounts import Invitation, InvitationState, Membership, Organization, Role, SolaxAccount
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
 from fleet.models.commands import (
     CallbackReceipt,
@@ -19,6 +19,6 @@ from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role",
-    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
+    "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority",
+    "Resolution", "Role", "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 import zoneinfo
+from datetime import datetime
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -142,3 +143,54 @@ class SolaxAccount(models.Model):
     def is_paused(self, now=None) -> bool:  # type: ignore[no-untyped-def]
         now = now or dj_timezone.now()
         return self.paused_until is not None and self.paused_until > now
+
+
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class Invitation(models.Model):
+    """A one-time link with which a person joins an organization with a role, by their own consent.
+
+    Only a SHA-256 of the link's random token is stored (the token has 256 bits, so a plain hash is
+    enough). A pending invitation has neither `accepted_at` nor `revoked_at` and `expires_at` is
+    ahead; accepting sets `accepted_at` with a conditional UPDATE, so that one person wins.
+    """
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="invitations")
+    email = models.EmailField(blank=True)
+    username = models.CharField(max_length=150, blank=True, help_text="Suggested username for a new person.")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created = models.DateTimeField(default=dj_timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["organization", "-created"], name="invitation_org_created")]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email or self.username or 'someone'} to {self.organization} ({self.role})"
+
+    def state(self, now: datetime | None = None) -> InvitationState:
+        """Return what became of the invitation, as of `now`."""
+        if self.accepted_at is not None:
+            return InvitationState.ACCEPTED
+        if self.revoked_at is not None:
+            return InvitationState.REVOKED
+        if self.expires_at <= (now or dj_timezone.now()):
+            return InvitationState.EXPIRED
+        return InvitationState.PENDING
+
+    @property
+    def current_state(self) -> InvitationState:
+        return self.state()

@@ -1,32 +1,41 @@
-"""Admin-only settings: SolaX accounts (tokens write-only) and members with their roles."""
+"""Admin-only settings: SolaX accounts (tokens write-only), members with their roles, invitations."""
 
 from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.accounts import invitations
 from fleet.accounts.access import get_for_org, require_admin
-from fleet.accounts.forms import AddMemberForm, RoleForm, SolaxAccountForm
-from fleet.models import Membership, Role, SolaxAccount
+from fleet.accounts.forms import RoleForm, SolaxAccountForm
+from fleet.accounts.invitation_forms import InvitationForm
+from fleet.models import Invitation, Membership, Organization, Role, SolaxAccount
 from fleet.views.base import HtmxHttpRequest
+
+INVITATIONS_SHOWN = 50
+
+
+def _settings_context(org: Organization, invitation_form: InvitationForm | None = None) -> dict[str, object]:
+    return {
+        "accounts": org.accounts.all(),
+        "members": org.memberships.select_related("user").order_by("user__username"),
+        "invitation_form": invitation_form or InvitationForm(),
+        "invitations": org.invitations.select_related("accepted_by", "created_by")[:INVITATIONS_SHOWN],
+        "invitation_count": org.invitations.count(),
+        "roles": Role.choices,
+        "email_enabled": settings.EMAIL_ENABLED,
+    }
 
 
 @require_GET
 def settings_page(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_admin(request)
-    org = membership.organization
-    return render(request, "fleet/settings.html", {
-        "accounts": org.accounts.all(),
-        "members": org.memberships.select_related("user").order_by("user__username"),
-        "member_form": AddMemberForm(),
-        "roles": Role.choices,
-    })
+    return render(request, "fleet/settings.html", _settings_context(membership.organization))
 
 
 @require_http_methods(["GET", "POST"])
@@ -62,29 +71,36 @@ def account_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
-def member_add(request: HtmxHttpRequest) -> HttpResponse:
+def invitation_add(request: HtmxHttpRequest) -> HttpResponse:
+    """Create an invitation and show its link, this once (only its hash is kept)."""
     membership = require_admin(request)
     org = membership.organization
-    form = AddMemberForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        User = get_user_model()
-        with transaction.atomic():
-            user = User.objects.filter(username=data["username"]).first()
-            if user is None:
-                user = User.objects.create_user(data["username"], data["email"] or "", data["password"])
-            if Membership.objects.filter(organization=org, user=user).exists():
-                form.add_error("username", "Already a member of this organization.")
-            else:
-                Membership.objects.create(organization=org, user=user, role=data["role"])
-                messages.success(request, f"{user.get_username()} added as {data['role']}.")
-                return redirect("fleet-settings")
-    return render(request, "fleet/settings.html", {
-        "accounts": org.accounts.all(),
-        "members": org.memberships.select_related("user").order_by("user__username"),
-        "member_form": form,
-        "roles": Role.choices,
-    }, status=400)
+    form = InvitationForm(request.POST)
+    if not form.is_valid():
+        return render(request, "fleet/settings.html", _settings_context(org, form), status=400)
+    data = form.cleaned_data
+    invitation, token = invitations.create(org, request.user, email=data["email"],  # type: ignore[arg-type]
+                                           username=data["username"], role=data["role"])
+    mailed = invitations.send(invitation, token)
+    response = render(request, "fleet/invitation_created.html", {
+        "invitation": invitation, "link": invitations.link(token), "mailed": mailed,
+        "email_enabled": settings.EMAIL_ENABLED})
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_revoke(request: HtmxHttpRequest, code: str) -> HttpResponse:
+    """GET asks for confirmation; POST withdraws the invitation if it is still pending."""
+    membership = require_admin(request)
+    invitation = get_object_or_404(Invitation, code=code, organization=membership.organization)
+    if request.method == "GET":
+        return render(request, "fleet/invitation_revoke.html", {"invitation": invitation})
+    if invitations.revoke(invitation):
+        messages.success(request, "Invitation revoked: its link no longer works.")
+    else:
+        messages.error(request, f"This invitation is {invitation.state().label.lower()}: nothing to revoke.")
+    return redirect("fleet-settings")
 
 
 def _other_admins(member: Membership) -> bool:

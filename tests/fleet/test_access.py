@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-PUBLIC = {"fleet-login", "fleet-healthz", "fleet-callback"}
+PUBLIC = {"fleet-login", "fleet-healthz", "fleet-callback", "fleet-invitation-accept"}
 SAMPLES = {"uuid": str(uuid.uuid4()), "int": "1", "str": "x", "slug": "x", "path": "x"}
 
 

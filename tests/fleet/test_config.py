@@ -18,6 +18,7 @@ PRODUCTION = {
     "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "DATABASE_URL": "sqlite:////tmp/fleet-deploy-check.sqlite3",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "CACHE_URL": "redis://127.0.0.1:6379/1",
 }
 
 
@@ -35,6 +36,14 @@ def test_check_deploy_is_clean_with_production_values(tmp_path):
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_warns_about_a_per_process_cache(tmp_path):
+    result = _run({**PRODUCTION, "DATA_DIR": str(tmp_path), "CACHE_URL": "locmemcache://"},
+                  "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "fleet.W001" in result.stdout + result.stderr
+    assert "CACHE_URL" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("name,value", [
     ("SECRET_KEY", ""),
     ("TOKEN_ENCRYPTION_KEYS", ""),
@@ -47,6 +56,8 @@ def test_check_deploy_is_clean_with_production_values(tmp_path):
     ("PUBLIC_BASE_URL", "nowhere"),
     ("TIME_ZONE", "Mars/Olympus"),
     ("SOLAX_READ_TIMEOUT", "soon"),
+    ("TRUSTED_PROXY_COUNT", "-1"),
+    ("EMAIL_URL", "carrier-pigeon://coop"),
 ])
 def test_a_bad_setting_stops_start_up_naming_the_variable(tmp_path, name, value):
     result = _run({**PRODUCTION, "DATA_DIR": str(tmp_path), name: value}, "check")

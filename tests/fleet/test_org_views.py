@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.models import Membership, SolaxAccount
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -92,30 +92,16 @@ def test_settings_require_admin(request, who, account):
     assert client.get("/settings/").status_code == 403
     assert client.post("/settings/accounts/new/", _account_form()).status_code == 403
     assert client.post(f"/settings/accounts/{account.code}/", _account_form()).status_code == 403
-    assert client.post("/settings/members/add/", {"username": "x", "role": "admin"}).status_code == 403
+    assert client.post("/settings/invitations/new/", {"username": "x", "role": "admin"}).status_code == 403
     assert SolaxAccount.objects.count() == 1
 
 
-def test_it_adds_a_new_member_with_a_role(admin_client_, org):
-    response = admin_client_.post("/settings/members/add/", {
-        "username": "newbie", "email": "n@example.com", "password": "a-Fine-password-77", "role": "operator"})
-    assert response.status_code == 302
-    member = Membership.objects.get(organization=org, user__username="newbie")
-    assert member.role == "operator"
-
-
-def test_a_new_member_needs_a_password(admin_client_, org):
-    response = admin_client_.post("/settings/members/add/", {"username": "newbie", "role": "operator"})
-    assert response.status_code == 400
-    assert b"A new user needs a first password." in response.content
-    assert not Membership.objects.filter(user__username="newbie").exists()
-
-
-def test_an_existing_member_is_not_added_twice(admin_client_, operator):
-    response = admin_client_.post("/settings/members/add/", {"username": "otto", "role": "admin"})
-    assert response.status_code == 400
-    assert b"Already a member" in response.content
-    assert Membership.objects.get(user=operator).role == "operator"
+def test_members_are_no_longer_added_by_username(admin_client_, other_org):
+    """An admin could attach any existing user by naming them; now people join by invitation."""
+    make_member(other_org, "stranger", "admin")
+    response = admin_client_.post("/settings/members/add/", {"username": "stranger", "role": "admin"})
+    assert response.status_code == 404
+    assert not Membership.objects.filter(user__username="stranger").exclude(organization=other_org).exists()
 
 
 def test_it_changes_a_role(admin_client_, operator):
@@ -147,8 +133,6 @@ def test_it_removes_a_member(admin_client_, operator):
 
 
 def test_another_organizations_member_is_404(admin_client_, other_org):
-    from tests.conftest import make_member
-
     stranger = make_member(other_org, "stranger", "admin")
     member = Membership.objects.get(user=stranger)
     assert admin_client_.post(f"/settings/members/{member.code}/remove/").status_code == 404
