@@ -19,6 +19,7 @@ from fleet.views import (
     members,
     org,
     schedules,
+    selections,
 )
 
 urlpatterns = [
@@ -71,6 +72,10 @@ urlpatterns = [
     path("sync/", groups.sync_start, name="fleet-sync-start"),
     path("sync/<uuid:code>/", groups.sync_run, name="fleet-sync-run"),
     path("inverters/", inverters.inverters, name="fleet-inverters"),
+    path("selections/", selections.selection_list, name="fleet-selections"),
+    path("selections/new/", selections.selection_new, name="fleet-selection-new"),
+    path("selections/<uuid:code>/", selections.selection_edit, name="fleet-selection-edit"),
+    path("selections/<uuid:code>/delete/", selections.selection_delete, name="fleet-selection-delete"),
     path("chargers/", chargers.chargers, name="fleet-chargers"),
     path("chargers/<uuid:code>/", chargers.charger_detail, name="fleet-charger"),
     path("chargers/<uuid:code>/refresh/", chargers.charger_refresh, name="fleet-charger-refresh"),

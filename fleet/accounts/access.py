@@ -9,7 +9,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
-from fleet.models import ApiCall, Charger, Command, Group, Inverter, Membership, Role, Schedule, SolaxAccount, SyncRun
+from fleet.models import (
+    ApiCall,
+    Charger,
+    Command,
+    Group,
+    Inverter,
+    Membership,
+    Role,
+    SavedSelection,
+    Schedule,
+    SolaxAccount,
+    SyncRun,
+)
 
 SESSION_KEY = "fleet_org"
 _M = TypeVar("_M", bound=Model)
@@ -136,3 +148,7 @@ def sync_run_for_user(request: HttpRequest, code: object) -> SyncRun:
 def cloud_search_for_user(request: HttpRequest, code: object, endpoints: tuple[str, ...]) -> ApiCall:
     """A stored fuzzy query (groups or members) whose answer a page shows."""
     return _in_organization(request, ApiCall.objects.filter(endpoint__in=endpoints), code, "search")
+
+
+def selection_for_user(request: HttpRequest, code: object) -> SavedSelection:
+    return _in_organization(request, SavedSelection.objects.select_related("account"), code, "selection")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from fleet.commands.actions import CommandError
 from fleet.commands.service import CostPlan, plan_command, retry_target, stored_action
 from fleet.commands.targets import Target
-from fleet.models import Command, CommandState, Group, SolaxAccount, TargetKind
+from fleet.models import Command, CommandState, Group, SavedSelection, SolaxAccount, TargetKind
 from solax.control import FIELDS, MODES, SUPER_TYPES, PileMode, required_fields
 from solax.errors import ControlValidationError
 
 _SPLIT = re.compile(r"[\s,;]+")
+SN_KINDS = (TargetKind.INVERTER, TargetKind.SELECTION, TargetKind.CHARGERS)
 
 
 def _as_int(value: Any) -> int | None:
@@ -40,6 +43,13 @@ class CommandForm(forms.Form):
                           help_text="Inverter or charger SNs, separated by commas, spaces or new lines.")
     group = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, to_field_name="code",
                                    empty_label="choose a group")
+    groups = forms.ModelMultipleChoiceField(queryset=Group.objects.none(), required=False, to_field_name="code",
+                                            widget=forms.SelectMultiple(attrs={"size": 6}))
+    selection = forms.ModelChoiceField(queryset=SavedSelection.objects.none(), required=False,
+                                       to_field_name="code", empty_label="choose a saved selection")
+    start_within = forms.IntegerField(
+        required=False, min_value=1, max_value=24 * 60, label="Must start within (minutes)",
+        help_text="Optional. Batches still unsent by then are cancelled, never sent late.")
     superType = forms.TypedChoiceField(choices=[("", "—")] + list(SUPER_TYPES.items()), coerce=int,
                                        required=False, empty_value=None, label="Command type")
     mode = forms.TypedChoiceField(choices=[("", "—")] + sorted({(m, lbl) for ms in MODES.values()
@@ -52,7 +62,10 @@ class CommandForm(forms.Form):
     def __init__(self, *args: Any, account: SolaxAccount, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
-        self.fields["group"].queryset = Group.objects.filter(account=account, removed=False)  # type: ignore[attr-defined]
+        groups = Group.objects.filter(account=account, removed=False)
+        self.fields["group"].queryset = groups  # type: ignore[attr-defined]
+        self.fields["groups"].queryset = groups  # type: ignore[attr-defined]
+        self.fields["selection"].queryset = SavedSelection.objects.filter(account=account)  # type: ignore[attr-defined]
         for name, spec in FIELDS.items():
             if name == "mode":
                 continue
@@ -69,6 +82,7 @@ class CommandForm(forms.Form):
         self.command_target: Target | None = None
         self.action: dict[str, Any] = {}
         self.retry_command: Command | None = None
+        self.start_by: datetime | None = None
 
     # which fields apply -------------------------------------------------------------------------
     def _raw(self, name: str) -> Any:
@@ -118,14 +132,19 @@ class CommandForm(forms.Form):
         if "target" not in data:
             return data
         kind = data["target"]
-        target = Target(kind, group=data.get("group"), sns=tuple(data.get("sns") or ()))
+        target = Target(kind, group=data.get("group"), sns=tuple(data.get("sns") or ()),
+                        groups=tuple(data.get("groups") or ()), selection=data.get("selection"))
         problems: dict[str, str] = {}
         if kind == TargetKind.GROUP and target.group is None:
             problems["group"] = "choose a group"
-        if kind != TargetKind.GROUP and not target.sns:
+        elif kind == TargetKind.GROUPS and not target.groups:
+            problems["groups"] = "choose one or more groups"
+        elif kind == TargetKind.SAVED and target.selection is None:
+            problems["selection"] = "choose a saved selection"
+        elif kind in SN_KINDS and not target.sns:
             problems["sns"] = "enter at least one SN"
         action = self._action(data, problems)
-        if not problems.keys() & {"group", "sns", "superType", "mode"}:
+        if not problems.keys() & {"group", "groups", "selection", "sns", "superType", "mode"}:
             try:
                 self.plan = plan_command(self.account, target, action)
             except CommandError as exc:
@@ -141,6 +160,8 @@ class CommandForm(forms.Form):
         self.command_target = target
         self.action = action
         self.retry_command = data.get("retry_of")
+        minutes = data.get("start_within")
+        self.start_by = timezone.now() + timedelta(minutes=minutes) if minutes else None
         return data
 
     def _action(self, data: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:

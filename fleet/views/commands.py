@@ -56,7 +56,7 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
     command = service.create_command(account, form.command_target, form.action, user=request.user,
                                       ip=_client_ip(request),
                                       source="retry" if form.retry_command else "manual",
-                                      retry_of=form.retry_command)
+                                      retry_of=form.retry_command, start_by=form.start_by)
     messages.success(request, f"Queued: {command.label}.")
     return redirect("fleet-command-detail", code=command.code)
 
