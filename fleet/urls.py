@@ -51,6 +51,7 @@ urlpatterns = [
     path("commands/new/", commands.command_new, name="fleet-command-new"),
     path("commands/<uuid:code>/", commands.command_detail, name="fleet-command-detail"),
     path("commands/<uuid:code>/resolve/", commands.command_resolve, name="fleet-command-resolve"),
+    path("commands/<uuid:code>/cancel/", commands.command_cancel, name="fleet-command-cancel"),
     path("solax/callback/<str:secret>/", callbacks.solax_callback, name="fleet-callback"),
     # The mirror
     path("groups/", groups.groups, name="fleet-groups"),

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from fleet.commands.actions import Action, CommandError, build_action
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
-from fleet.commands.tracking import refresh
+from fleet.commands.tracking import cancel_unsent, refresh
 from fleet.models import (
     ApiCall,
     CallState,
@@ -279,3 +279,16 @@ def resolve_unknown(command: Command, resolution: str, *, user: Any, ip: str | N
                                    source="resend", retry_of=locked)
     command.refresh_from_db()
     return again
+
+
+def cancel_command(command: Command, *, user: Any) -> int:
+    """Cancel the batches of a command that have not been sent (they never will be); batches already
+    sent are still followed to their results. Returns how many were cancelled; raises CommandError
+    when nothing is left to cancel."""
+    with transaction.atomic():
+        locked = Command.objects.select_for_update().get(pk=command.pk)
+        cancelled = cancel_unsent(locked, f"cancelled by {getattr(user, 'username', 'an operator')}")
+    if not cancelled:
+        raise CommandError({"cancel": "every batch of this command has been sent already"})
+    log.info("command %s: %s unsent batch(es) cancelled by %s", command.code, cancelled, user)
+    return cancelled

@@ -55,11 +55,13 @@ def _batch_of(call: ApiCall) -> CommandBatch | None:
 
 
 def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: str) -> None:
-    """Queue the batch's next poll after its backoff, unless the command will have expired by then."""
+    """Queue the batch's next poll after its backoff, but never after the batch's deadline (counted
+    from its own send): the last look is just before it."""
     command = batch.command
     at = timezone.now() + _poll_delay(batch.polls)
-    if command.expires_at and at > command.expires_at:
-        at = command.expires_at  # one last look just before it expires
+    deadline = batch.deadline or command.expires_at
+    if deadline and at > deadline:
+        at = deadline
     batch.polls += 1
     batch.next_poll_at = at
     batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
@@ -89,20 +91,28 @@ def on_sent(call: ApiCall, outcome: handlers.Outcome) -> None:
     command = batch.command
     results = DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING)
     now = timezone.now()
+    if outcome.state == CallState.CANCELLED:  # it never left (see cancel_unsent)
+        batch.state = CommandState.CANCELLED
+        batch.save(update_fields=["state"])
+        results.update(state=DeviceState.NOT_SENT, answer="not sent: cancelled", answered_at=now)
+        refresh(command)
+        return
     if outcome.state == CallState.SUCCEEDED:
         try:
             vendor_id = _read(call, outcome)
         except SolaxError as exc:
             outcome = handlers.Outcome(state=CallState.UNKNOWN, error=exc)  # it arrived, but no id to follow
         else:
+            _start_deadline(batch, call.sent_at or now)
             if call.endpoint == "pile_cmd":
                 batch.task_id = vendor_id
                 batch.state = CommandState.RUNNING
                 batch.next_poll_at = now + timedelta(seconds=settings.COMMAND_CALLBACK_GRACE_SECONDS)
-                batch.save(update_fields=["task_id", "state", "next_poll_at"])
+                batch.save(update_fields=["task_id", "state", "next_poll_at", "deadline"])
             else:
                 batch.vendor_command_id = vendor_id
                 batch.state = CommandState.ACCEPTED
+                batch.save(update_fields=["deadline"])
                 _poll(batch, "query_command", endpoints.query_command_params(vendor_id), "commands.task")
             refresh(command)
             return
@@ -132,7 +142,7 @@ def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
         batch.task_id = task_id
         batch.state = CommandState.RUNNING
         _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result")
-    elif not _expired(batch.command):
+    elif not _past_deadline(batch):
         _poll(batch, "query_command", endpoints.query_command_params(batch.vendor_command_id), "commands.task")
     refresh(batch.command)
 
@@ -165,7 +175,7 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
     if len(changed) == len(pending):
         batch.state = CommandState.SUCCEEDED
         batch.save(update_fields=["state"])
-    elif not _expired(batch.command):
+    elif not _past_deadline(batch):
         _poll(batch, "query_result", endpoints.query_result_params(batch.task_id), "commands.result")
     refresh(batch.command)
 
@@ -195,8 +205,18 @@ def on_pile_info(call: ApiCall, outcome: handlers.Outcome) -> None:
     refresh(result.command)
 
 
-def _expired(command: Command) -> bool:
-    return command.expires_at is not None and timezone.now() >= command.expires_at
+def _start_deadline(batch: CommandBatch, sent_at: datetime) -> None:
+    """A batch's results are waited for COMMAND_EXPIRY_SECONDS from its own send, not from the
+    command's creation: a fleet sent over an hour gives its last batch as long as its first. The
+    command's expires_at follows its latest batch."""
+    batch.deadline = sent_at + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS)
+    Command.objects.filter(pk=batch.command_id).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__lt=batch.deadline)).update(expires_at=batch.deadline)
+
+
+def _past_deadline(batch: CommandBatch) -> bool:
+    deadline = batch.deadline or batch.command.expires_at
+    return deadline is not None and timezone.now() >= deadline
 
 
 def refresh(command: Command) -> Command:
@@ -204,13 +224,14 @@ def refresh(command: Command) -> Command:
     counts = DeviceResult.objects.filter(command=command).aggregate(
         answered=Count("id", filter=~Q(state=DeviceState.PENDING)),
         succeeded=Count("id", filter=Q(state=DeviceState.SUCCEEDED)),
-        failed=Count("id", filter=Q(state__in=[DeviceState.FAILED, DeviceState.NO_ANSWER])),
+        failed=Count("id", filter=Q(state__in=[DeviceState.FAILED, DeviceState.NO_ANSWER, DeviceState.NOT_SENT])),
         unknown=Count("id", filter=Q(state=DeviceState.UNKNOWN)),
+        not_sent=Count("id", filter=Q(state=DeviceState.NOT_SENT)),
     )
     command.devices_answered = counts["answered"]
     command.devices_succeeded = counts["succeeded"]
     command.devices_failed = counts["failed"]
-    state = _derive_state(command, counts["unknown"])
+    state = _derive_state(command, counts["unknown"], counts["not_sent"])
     fields = ["devices_answered", "devices_succeeded", "devices_failed", "state"]
     if state in FINAL_STATES and command.finished_at is None:
         command.finished_at = timezone.now()
@@ -220,9 +241,9 @@ def refresh(command: Command) -> Command:
     return command
 
 
-def _derive_state(command: Command, unknown: int) -> str:
-    if command.state == CommandState.CANCELLED:
-        return command.state
+def _derive_state(command: Command, unknown: int, not_sent: int = 0) -> str:
+    if command.state == CommandState.CANCELLED or (command.devices_total and not_sent == command.devices_total):
+        return CommandState.CANCELLED
     if unknown and not command.resolution:
         return CommandState.UNKNOWN
     total = command.devices_total
@@ -244,27 +265,57 @@ def _derive_state(command: Command, unknown: int) -> str:
 # Expiry, missing callbacks --------------------------------------------------------------------
 
 def expire_due(now: datetime | None = None) -> int:
-    """Settle commands past their expiry: pending devices get "no answer", queued polls are cancelled.
-    Returns how many commands expired."""
+    """Settle batches past their deadline (counted from their own send): pending devices get "no
+    answer" and the batch's queued polls are cancelled. Returns how many commands changed."""
     now = now or timezone.now()
-    expired = 0
-    due = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING],
-                                 expires_at__lte=now).values_list("pk", flat=True)
-    for pk in list(due[:500]):
+    active = [CommandState.ACCEPTED, CommandState.RUNNING]
+    due = (CommandBatch.objects.filter(state__in=active)
+           .filter(Q(deadline__lte=now) | Q(deadline__isnull=True, command__expires_at__lte=now))
+           .values_list("pk", "command_id"))
+    touched: set[int] = set()
+    for batch_id, command_id in list(due[:500]):
         with transaction.atomic():
-            command = Command.objects.select_for_update().filter(pk=pk).first()
-            if command is None or command.state in FINAL_STATES or command.state == CommandState.UNKNOWN:
+            batch = CommandBatch.objects.select_for_update().select_related("command").filter(pk=batch_id).first()
+            if batch is None or batch.state not in active or batch.command.state == CommandState.UNKNOWN:
                 continue
-            for call in ApiCall.objects.filter(origin_code=command.code, state=CallState.QUEUED,
-                                               priority__gte=Priority.POLL):
+            for call in ApiCall.objects.filter(origin_code=batch.command.code, state=CallState.QUEUED,
+                                               priority__gte=Priority.POLL, context__batch=batch.pk):
                 queue.cancel(call)
-            DeviceResult.objects.filter(command=command, state=DeviceState.PENDING).update(
-                state=DeviceState.NO_ANSWER, answer="no answer before the command expired", answered_at=now)
-            CommandBatch.objects.filter(command=command).exclude(
-                state__in=[CommandState.FAILED, CommandState.UNKNOWN]).update(state=CommandState.EXPIRED)
-            refresh(command)
-            expired += 1
-    return expired
+            DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING).update(
+                state=DeviceState.NO_ANSWER, answer="no answer before the batch's deadline", answered_at=now)
+            batch.state = CommandState.EXPIRED
+            batch.save(update_fields=["state"])
+            refresh(batch.command)
+            touched.add(command_id)
+    return len(touched)
+
+
+def cancel_unsent(command: Command, reason: str) -> int:
+    """Cancel the command's batches that have not left (their control call is still queued): never
+    sent, their devices "not sent". A call already being sent is left to finish. Returns how many."""
+    cancelled = 0
+    for batch in CommandBatch.objects.filter(command=command, state=CommandState.QUEUED).select_related("call"):
+        if batch.call is None or not queue.cancel(batch.call):  # its handler marks it cancelled
+            continue
+        DeviceResult.objects.filter(batch=batch, state=DeviceState.NOT_SENT).update(
+            answer=f"not sent: {reason}"[:500])
+        cancelled += 1
+    if cancelled:
+        refresh(command)
+    return cancelled
+
+
+def cancel_late(now: datetime | None = None) -> int:
+    """Cancel the unsent batches of commands past their operator's "must start by". Returns how many."""
+    now = now or timezone.now()
+    late = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING],
+                                  start_by__lte=now, batches__state=CommandState.QUEUED).distinct()
+    cancelled = 0
+    for command in late[:200]:
+        with transaction.atomic():
+            locked = Command.objects.select_for_update().get(pk=command.pk)
+            cancelled += cancel_unsent(locked, f"too late (must start by {locked.start_by:%H:%M:%S %Z})")
+    return cancelled
 
 
 def check_missing_callbacks(now: datetime | None = None) -> int:
@@ -289,7 +340,8 @@ def check_missing_callbacks(now: datetime | None = None) -> int:
 
 
 def tick() -> dict[str, int]:
-    """The beat tick of commands: expire the overdue, check chargers whose callbacks stayed away."""
-    return {"expired": expire_due(), "pile_checks": check_missing_callbacks()}
+    """The beat tick of commands: expire batches past their deadline, cancel batches that would go
+    out after their command's "must start by", check chargers whose callbacks stayed away."""
+    return {"expired": expire_due(), "too_late": cancel_late(), "pile_checks": check_missing_callbacks()}
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,7 +20,16 @@ from fleet.accounts.access import account_choice, command_for_user, current_memb
 from fleet.commands import service
 from fleet.commands.actions import CommandError
 from fleet.commands.forms import CommandForm, initial_from_query
-from fleet.models import ApiCall, Command, CommandKind, CommandState, Membership, Resolution, SolaxAccount, TargetKind
+from fleet.models import (
+    ApiCall,
+    Command,
+    CommandKind,
+    CommandState,
+    DeviceState,
+    Membership,
+    SolaxAccount,
+    TargetKind,
+)
 from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.views.base import HtmxHttpRequest
 
@@ -128,26 +138,70 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
             "filter_query": query}
 
 
+RESULTS_PAGE_SIZE = 100
+CALLS_SHOWN = 50
+
+
+def _batch_counts(command: Command) -> dict[str, int]:
+    """How many of the command's batches are in each state, and how many have left (one query)."""
+    counts = dict(command.batches.values_list("state").annotate(n=Count("id")).order_by())
+    total = sum(counts.values())
+    unsent = counts.get(CommandState.QUEUED, 0) + counts.get(CommandState.CANCELLED, 0)
+    return {"total": total, "sent": total - unsent, "unsent": counts.get(CommandState.QUEUED, 0),
+            "cancelled": counts.get(CommandState.CANCELLED, 0)}
+
+
 @require_GET
 def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    """The command's progress (counts only: what the 2 s poll asks for), then its devices, paged and
+    filterable by state or SN, and its first API calls. Flat in time and memory at 50,000 devices."""
     membership = current_membership(request)
     command = command_for_user(request, code)
     done = command.state not in ACTIVE_COMMAND_STATES
-    context: dict[str, object] = {
-        "command": command, "done": done, "membership": membership, "resolutions": Resolution.choices,
-        "results": command.results.order_by("sn"),
-        "api_calls": (ApiCall.objects.filter(origin_code=command.code)
-                      .only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
-                            "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
-                      .order_by("created", "id")),
-    }
+    batches = _batch_counts(command)
+    context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches}
     if request.htmx and request.htmx.target == "command-progress":
         response = render(request, "fleet/command_detail.html#progress", context)
         # 286 tells htmx to stop polling; the last state is still swapped in
         return HttpResponseStopPolling(response.content) if done else response
-    context["retries"] = command.retries.order_by("-created").only("code", "label", "state", "created")
-    context["can_retry"] = done and (command.devices_failed > 0)
+    state = request.GET.get("state", "")
+    q = request.GET.get("q", "").strip()[:40]
+    results = command.results.only("command_id", "sn", "dongle_sn", "state", "answer", "answered_at")
+    if state in DeviceState.values:
+        results = results.filter(state=state)
+    if q:
+        results = results.filter(sn__icontains=q)
+    calls = ApiCall.objects.filter(origin_code=command.code)
+    context.update(
+        results=Paginator(results.order_by("sn"), RESULTS_PAGE_SIZE).get_page(request.GET.get("page")),
+        result_states=DeviceState.choices, state=state, q=q,
+        result_query=urlencode([(k, v) for k, v in (("state", state), ("q", q)) if v]),
+        api_calls=list(calls.only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
+                                  "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
+                       .order_by("created", "id")[:CALLS_SHOWN]),
+        api_calls_total=calls.count(),
+        retries=command.retries.order_by("-created").only("code", "label", "state", "created"),
+        can_retry=done and command.devices_failed > 0,
+        can_cancel=batches["unsent"] > 0 and membership.can_operate,
+    )
+    if request.htmx and request.htmx.target == "device-results":
+        return render(request, "fleet/command_detail.html#devices", context)
     return render(request, "fleet/command_detail.html", context)
+
+
+@require_POST
+def command_cancel(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    """Cancel what of a command has not been sent yet; sent batches are still followed."""
+    require_operator(request)
+    command = command_for_user(request, code)
+    try:
+        cancelled = service.cancel_command(command, user=request.user)
+    except CommandError as exc:
+        messages.error(request, "; ".join(exc.errors.values()))
+    else:
+        messages.success(request, f"Cancelled {cancelled} unsent batch{'es' if cancelled != 1 else ''}: "
+                                  "they will not be sent.")
+    return redirect("fleet-command-detail", code=command.code)
 
 
 @require_POST

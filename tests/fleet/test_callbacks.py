@@ -10,7 +10,7 @@ import pytest
 
 from fleet.commands import service, tracking
 from fleet.commands.targets import Target
-from fleet.models import ApiCall, CallbackReceipt, Command, CommandState, DeviceResult, DeviceState
+from fleet.models import ApiCall, CallbackReceipt, Command, CommandBatch, CommandState, DeviceResult, DeviceState
 from fleet.pipeline import dispatch, queue
 
 from .test_command_tracking import drive
@@ -78,8 +78,8 @@ def test_a_late_callback_still_counts_after_expiry(mirrored_fleet, fast_commands
                             callback_duplicate_rate=0.0)
     sn = _online_chargers(simulator)[0]
     command = service.create_command(mirrored_fleet, Target("chargers", sns=(sn,)), {"chargerMode": 1})
-    Command.objects.filter(pk=command.pk).update(expires_at=command.created)  # expire at once
     dispatch.pump(mirrored_fleet.pk, wait=False)
+    CommandBatch.objects.filter(command=command).update(deadline=command.created)  # the batch's deadline passes
     tracking.tick()
     command.refresh_from_db()
     assert command.state == CommandState.EXPIRED
