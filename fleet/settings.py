@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from fleet.base_urls import parse_allowed
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(environ.Env().str("DATA_DIR", default=str(BASE_DIR / "data")))
 
@@ -210,6 +212,19 @@ TOKEN_ENCRYPTION_KEYS: list[str] = _token_keys
 
 SOLAX_VPP_BASE_URL = _url("SOLAX_VPP_BASE_URL", "https://www.solaxcloud.com:9443/proxy")
 SOLAX_EV_BASE_URL = _url("SOLAX_EV_BASE_URL", "https://www.solaxcloud.com/proxyApp/proxy/api")
+# Where an account's base URLs may point (its token goes there): URL prefixes, matched on scheme,
+# host, port and whole path segments (fleet.base_urls). Default: the two SolaX base URLs (and the
+# defaults above, if set elsewhere); in DEBUG also the demo simulator's. https only outside DEBUG.
+_default_allowed = list(dict.fromkeys([
+    "https://www.solaxcloud.com:9443/proxy", "https://www.solaxcloud.com/proxyApp/proxy/api",
+    SOLAX_VPP_BASE_URL, SOLAX_EV_BASE_URL,
+    *(["http://127.0.0.1:8765", "http://localhost:8765"] if DEBUG else []),
+]))
+try:
+    SOLAX_ALLOWED_BASE_URLS = parse_allowed(env.list("SOLAX_ALLOWED_BASE_URLS", default=_default_allowed),
+                                            debug=DEBUG)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"SOLAX_ALLOWED_BASE_URLS: {_exc}")
 PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 SOLAX_CONNECT_TIMEOUT = _int("SOLAX_CONNECT_TIMEOUT", 5, minimum=1)
 SOLAX_READ_TIMEOUT = _int("SOLAX_READ_TIMEOUT", 20, minimum=1)

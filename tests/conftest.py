@@ -51,6 +51,20 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# Base URLs: the simulators of the tests listen on random ports of 127.0.0.1 ----------------------
+
+TEST_ALLOWED_BASE_URL = "http://127.0.0.1:*"
+
+
+@pytest.fixture(autouse=True)
+def _allow_test_simulators(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """Allow the loopback simulators (any port) in tests only, also for worker processes the tests
+    start; a deployment never gets a wildcard port by default (see fleet.base_urls)."""
+    allowed = [*settings.SOLAX_ALLOWED_BASE_URLS, TEST_ALLOWED_BASE_URL]
+    settings.SOLAX_ALLOWED_BASE_URLS = allowed
+    monkeypatch.setenv("SOLAX_ALLOWED_BASE_URLS", ",".join(allowed))
+
+
 # People and accounts -------------------------------------------------------------------------
 
 @pytest.fixture

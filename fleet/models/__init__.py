@@ -14,11 +14,12 @@ from fleet.models.commands import (
     TargetKind,
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SyncRun
+from fleet.models.once import OnceKey
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule, ScheduleTarget
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
+    "Membership", "Occurrence", "OnceKey", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
     "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
 ]
