@@ -247,6 +247,10 @@ COMMAND_POLL_BASE_SECONDS = _float("COMMAND_POLL_BASE_SECONDS", 3.0)
 COMMAND_POLL_CAP_SECONDS = _float("COMMAND_POLL_CAP_SECONDS", 60.0)
 COMMAND_CALLBACK_GRACE_SECONDS = _int("COMMAND_CALLBACK_GRACE_SECONDS", 120, minimum=1)
 CALLBACK_MAX_BYTES = _int("CALLBACK_MAX_BYTES", 65536, minimum=1024)
+# A confirmation sends once (fleet.once): how long a shown plan or write form stays usable, and how
+# long an identical command (same account, target and action) asks for a second confirmation.
+ONCE_KEY_SECONDS = _int("ONCE_KEY_SECONDS", 3600, minimum=60)
+ONCE_IDENTICAL_WINDOW_SECONDS = _int("ONCE_IDENTICAL_WINDOW_SECONDS", 600, minimum=0)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

@@ -14,7 +14,7 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from fleet import mirror, sync
+from fleet import mirror, once, sync
 from fleet.access import account_choice, current_membership, require_operator
 from fleet.mirror_forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
@@ -65,8 +65,15 @@ def _list_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, 
     rows = [(group, changes.by_code.get(str(group.code))) for group in page.object_list]
     query = urlencode([(k, v) for k, v in (("account", str(account.code)), ("q", q), ("sort", sort),
                                             ("removed", "1" if show_removed else "")) if v])
-    return {"page": page, "rows": rows, "changes": changes, "q": q, "sort": sort, "query": query,
-            "show_removed": show_removed}
+    context: dict[str, object] = {"page": page, "rows": rows, "changes": changes, "q": q, "sort": sort,
+                                  "query": query, "show_removed": show_removed}
+    if current_membership(request).can_operate:
+        context["once_key"] = once.issue(request, _group_add_purpose(account))
+    return context
+
+
+def _group_add_purpose(account: SolaxAccount) -> str:
+    return f"group-add:{account.code}"
 
 
 def _render_page(request: HtmxHttpRequest, accounts: list[SolaxAccount], account: SolaxAccount | None,
@@ -116,7 +123,15 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
     form = GroupNameForm(request.POST, account=account)
     if not form.is_valid():
         return _render_page(request, accounts, account, form=form, status=400)
-    mirror.request_group_add(account, form.cleaned_data["name"])
+    try:
+        with once.claim(request, _group_add_purpose(account), once.posted_fingerprint(request)) as claimed:
+            mirror.request_group_add(account, form.cleaned_data["name"])
+            claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        form.add_error(None, exc.message)
+        return _render_page(request, accounts, account, form=form, status=400)
     return _back(request, account)
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet import mirror
+from fleet import mirror, once
 from fleet.access import account_choice, current_membership, require_operator
 from fleet.mirror_forms import SelectionForm, SnForm
 from fleet.models import ApiCall, Group, Inverter
@@ -37,8 +37,15 @@ def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object
     changes = mirror.changes_for(group.account, "member", group_code=str(group.code))
     rows = [(member, changes.by_code.get(str(member.code))) for member in page.object_list]
     query = urlencode({"q": q}) if q else ""
-    return {"group": group, "account": group.account, "page": page, "rows": rows, "changes": changes, "q": q,
-            "query": query}
+    context: dict[str, object] = {"group": group, "account": group.account, "page": page, "rows": rows,
+                                  "changes": changes, "q": q, "query": query}
+    if current_membership(request).can_operate and not group.removed:
+        context["once_key"] = once.issue(request, _member_add_purpose(group))
+    return context
+
+
+def _member_add_purpose(group: Group) -> str:
+    return f"member-add:{group.code}"
 
 
 def _render_detail(request: HtmxHttpRequest, group: Group, *, form: SnForm | None = None,
@@ -81,7 +88,15 @@ def member_add(request: HtmxHttpRequest, code: str) -> HttpResponse:
             form.add_error("sn", f"{sn} is a member of a group already; remove it there first.")
     if not form.is_valid():
         return _render_detail(request, group, form=form, status=400)
-    mirror.request_member_add(group, form.cleaned_data["sn"])
+    try:
+        with once.claim(request, _member_add_purpose(group), once.posted_fingerprint(request)) as claimed:
+            mirror.request_member_add(group, form.cleaned_data["sn"])
+            claimed.done(reverse("fleet-group", args=[group.code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        form.add_error(None, exc.message)
+        return _render_detail(request, group, form=form, status=400)
     return _back(request, group)
 
 
