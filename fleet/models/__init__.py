@@ -20,6 +20,6 @@ from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule, 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Membership", "Occurrence", "OnceKey", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
-    "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
+    "Membership", "Occurrence", "OccurrenceState", "OnceKey", "Organization", "Priority", "Resolution", "Role",
+    "Schedule", "ScheduleTarget", "SolaxAccount", "SyncRun", "TargetKind",
 ]
