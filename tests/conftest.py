@@ -57,12 +57,10 @@ TEST_ALLOWED_BASE_URL = "http://127.0.0.1:*"
 
 
 @pytest.fixture(autouse=True)
-def _allow_test_simulators(settings, monkeypatch):  # type: ignore[no-untyped-def]
-    """Allow the loopback simulators (any port) in tests only, also for worker processes the tests
-    start; a deployment never gets a wildcard port by default (see fleet.base_urls)."""
-    allowed = [*settings.SOLAX_ALLOWED_BASE_URLS, TEST_ALLOWED_BASE_URL]
-    settings.SOLAX_ALLOWED_BASE_URLS = allowed
-    monkeypatch.setenv("SOLAX_ALLOWED_BASE_URLS", ",".join(allowed))
+def _allow_test_simulators(settings):  # type: ignore[no-untyped-def]
+    """Allow the loopback simulators (any port) in tests only; worker processes that tests start get
+    the same list (tests.support.workers.worker_env). A deployment never gets a wildcard port."""
+    settings.SOLAX_ALLOWED_BASE_URLS = [*settings.SOLAX_ALLOWED_BASE_URLS, TEST_ALLOWED_BASE_URL]
 
 
 # People and accounts -------------------------------------------------------------------------

@@ -88,8 +88,7 @@ def test_a_bad_allowed_list_stops_start_up(tmp_path, value):
     assert "SOLAX_ALLOWED_BASE_URLS" in result.stderr.splitlines()[-1]
 
 
-def test_production_defaults_allow_only_the_solax_urls(tmp_path, monkeypatch):
-    monkeypatch.delenv("SOLAX_ALLOWED_BASE_URLS")  # the tests' own addition (conftest)
+def test_production_defaults_allow_only_the_solax_urls(tmp_path):
     code = ("from django.conf import settings; import django; django.setup(); "
             "print(','.join(settings.SOLAX_ALLOWED_BASE_URLS))")
     env = {**PRODUCTION, "DATA_DIR": str(tmp_path)}
