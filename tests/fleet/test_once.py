@@ -403,3 +403,44 @@ def test_two_concurrent_submits_of_one_plan_create_exactly_one_command(operator,
     command = Command.objects.get()
     assert ApiCall.objects.count() == 1
     assert {a["Location"] for a in answers} == {f"/commands/{command.code}/"}  # type: ignore[index]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_two_operators_confirming_at_once_get_one_command_and_one_warning(operator, second_operator, account,
+                                                                          group, monkeypatch):
+    """Their keys differ, so only the organization's lock makes the second see the first's command."""
+    plan = {**GROUP_ON, "group": group.code}
+    clients = []
+    for user in (operator, second_operator):
+        client = Client()
+        client.force_login(user)
+        clients.append((client, _plan(client, plan)))
+    real = commands.create_command
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(commands, "create_command", slow)
+    barrier = threading.Barrier(2)
+    answers: list[object] = []
+
+    def submit(client: Client, key: str) -> None:
+        try:
+            barrier.wait()
+            answers.append(_confirm(client, plan, key))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            answers.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(getattr(a, "status_code", 0) for a in answers) == [200, 302], answers
+    warned = next(a for a in answers if getattr(a, "status_code", 0) == 200)
+    assert "An identical command was sent" in warned.content.decode()  # type: ignore[attr-defined]
+    assert Command.objects.count() == 1 and ApiCall.objects.count() == 1
