@@ -153,10 +153,8 @@ def group_delete(request: HtmxHttpRequest, code: str) -> HttpResponse:
     require_operator(request)
     group = group_for(request, code)
     if request.method == "GET":
-        return render(request, "fleet/groups.html#confirm", {"selected": [group], "account": group.account,
-                                                             "action": reverse("fleet-group-delete", args=[code])})
-    mirror.request_groups_delete(group.account, [group])
-    return _back(request, group.account)
+        return _confirm_delete(request, group.account, [group], reverse("fleet-group-delete", args=[code]))
+    return _send_delete(request, group.account, [group])
 
 
 @require_POST
@@ -177,9 +175,36 @@ def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
         return _render_page(request, accounts, account, selection_errors=form.errors["codes"], status=400)
     selected = list(Group.objects.filter(account=account, code__in=form.cleaned_data["codes"]))
     if request.POST.get("confirm") != "1":
-        return render(request, "fleet/groups.html#confirm", {"selected": selected, "account": account,
-                                                             "action": reverse("fleet-groups-delete")})
-    mirror.request_groups_delete(account, selected)
+        return _confirm_delete(request, account, selected, reverse("fleet-groups-delete"))
+    return _send_delete(request, account, selected)
+
+
+def _delete_once(account: SolaxAccount, groups: list[Group]) -> tuple[str, str]:
+    """The purpose and fingerprint of a delete confirmation: exactly these groups."""
+    return f"group-delete:{account.code}", once.fingerprint("group-delete", sorted(str(g.code) for g in groups))
+
+
+def _confirm_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group],
+                    action: str) -> HttpResponse:
+    return render(request, "fleet/groups.html#confirm", {
+        "selected": selected, "account": account, "action": action,
+        "once_key": once.issue(request, *_delete_once(account, selected))})
+
+
+def _send_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group]) -> HttpResponse:
+    """Send a confirmed delete once: a second submit of the confirmation is shown the list."""
+    try:
+        with once.claim(request, *_delete_once(account, selected)) as claimed:
+            mirror.request_groups_delete(account, selected)
+            claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        if request.htmx:
+            context = {"account": account, "selection_errors": [exc.message], **_list_context(request, account)}
+            return render(request, "fleet/groups.html#list", context)
+        accounts = list(current_membership(request).organization.accounts.order_by("name"))
+        return _render_page(request, accounts, account, selection_errors=[exc.message], status=400)
     return _back(request, account)
 
 

@@ -120,11 +120,9 @@ def member_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
     require_operator(request)
     member = member_for(request, code)
     if request.method == "GET":
-        return render(request, "fleet/group_detail.html#confirm", {
-            "selected": [member], "group": member.group,
-            "action": reverse("fleet-group-member-remove", args=[member.code])})
-    mirror.request_members_delete(member.group, [member])
-    return _back(request, member.group)
+        return _confirm_remove(request, member.group, [member],
+                               reverse("fleet-group-member-remove", args=[member.code]))
+    return _send_remove(request, member.group, [member])
 
 
 @require_POST
@@ -142,9 +140,35 @@ def members_remove(request: HtmxHttpRequest, code: str) -> HttpResponse:
         return render(request, "fleet/group_detail.html#members", context, status=error_status(request))
     selected = list(Inverter.objects.filter(group=group, code__in=form.cleaned_data["codes"]))
     if request.POST.get("confirm") != "1":
-        return render(request, "fleet/group_detail.html#confirm", {
-            "selected": selected, "group": group, "action": reverse("fleet-group-members-remove", args=[group.code])})
-    mirror.request_members_delete(group, selected)
+        return _confirm_remove(request, group, selected, reverse("fleet-group-members-remove", args=[group.code]))
+    return _send_remove(request, group, selected)
+
+
+def _remove_once(group: Group, members: list[Inverter]) -> tuple[str, str]:
+    """The purpose and fingerprint of a removal confirmation: exactly these members."""
+    return f"member-remove:{group.code}", once.fingerprint("member-remove", sorted(str(m.code) for m in members))
+
+
+def _confirm_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter], action: str) -> HttpResponse:
+    return render(request, "fleet/group_detail.html#confirm", {
+        "selected": selected, "group": group, "action": action,
+        "once_key": once.issue(request, *_remove_once(group, selected))})
+
+
+def _send_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter]) -> HttpResponse:
+    """Send a confirmed removal once: a second submit of the confirmation is shown the group."""
+    try:
+        with once.claim(request, *_remove_once(group, selected)) as claimed:
+            mirror.request_members_delete(group, selected)
+            claimed.done(reverse("fleet-group", args=[group.code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        context = _members_context(request, group)
+        context.update(form=SnForm(), selection_errors=[exc.message])
+        if request.htmx:
+            return render(request, "fleet/group_detail.html#members", context)
+        return render(request, "fleet/group_detail.html", context, status=400)
     return _back(request, group)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from fleet import calls, sync
 from fleet.models import ApiCall, CallState, Group, Priority, SyncRun
-from tests.support.once import key_from
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +146,7 @@ def test_it_deletes_a_group_after_confirmation(operator_client, synced, simulato
     group = Group.objects.filter(account=synced).first()
     confirm = operator_client.get(f"/groups/{group.code}/delete/", HTTP_HX_REQUEST="true")
     assert b"Delete 1 group in SolaX Cloud?" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/groups/{group.code}/delete/", **HX)
+    operator_client.post(f"/groups/{group.code}/delete/", {"once": key_in(confirm)}, **HX)
     assert ApiCall.objects.get().endpoint == "group_delete"
     calls.pump(synced.pk, wait=False)
     group.refresh_from_db()
@@ -159,7 +159,7 @@ def test_it_batch_deletes_after_confirmation(operator_client, synced, simulator)
     data = {"account": str(synced.code), "codes": [str(g.code) for g in chosen]}
     confirm = operator_client.post("/groups/delete/", data, HTTP_HX_REQUEST="true")
     assert b"Delete 2 groups" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post("/groups/delete/", {**data, "confirm": "1"}, **HX)
+    operator_client.post("/groups/delete/", {**data, "confirm": "1", "once": key_in(confirm)}, **HX)
     call = ApiCall.objects.get()
     assert call.endpoint == "group_delete_batch"
     assert call.params == {"ids": ",".join(g.remote_id for g in chosen)}

@@ -6,7 +6,7 @@ import pytest
 
 from fleet import calls, sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority
-from tests.support.once import key_from
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +142,7 @@ def test_it_removes_a_member_after_confirmation(operator_client, synced, tenant)
     member = group.members.first()
     confirm = operator_client.get(f"/members/{member.code}/remove/", HTTP_HX_REQUEST="true")
     assert b"Remove 1 member from" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/members/{member.code}/remove/", **HX)
+    operator_client.post(f"/members/{member.code}/remove/", {"once": key_in(confirm)}, **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete"
     calls.pump(synced.pk, wait=False)
     member.refresh_from_db()
@@ -155,7 +155,8 @@ def test_it_batch_removes_members(operator_client, synced, tenant):
     data = {"codes": [str(m.code) for m in chosen]}
     confirm = operator_client.post(f"/groups/{group.code}/members/remove/", data, HTTP_HX_REQUEST="true")
     assert b"Remove 2 members" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/groups/{group.code}/members/remove/", {**data, "confirm": "1"}, **HX)
+    operator_client.post(f"/groups/{group.code}/members/remove/", {**data, "confirm": "1", "once": key_in(confirm)},
+                         **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete_batch"
     calls.pump(synced.pk, wait=False)
     assert all(m.remote_id not in tenant.members for m in chosen)

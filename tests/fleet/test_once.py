@@ -444,3 +444,39 @@ def test_two_operators_confirming_at_once_get_one_command_and_one_warning(operat
     warned = next(a for a in answers if getattr(a, "status_code", 0) == 200)
     assert "An identical command was sent" in warned.content.decode()  # type: ignore[attr-defined]
     assert Command.objects.count() == 1 and ApiCall.objects.count() == 1
+
+
+# Delete confirmations ----------------------------------------------------------------------------
+
+def test_a_confirmed_group_delete_is_sent_once(operator_client, account, group):
+    confirm = operator_client.get(f"/groups/{group.code}/delete/", **HX)
+    key = key_in(confirm)
+    operator_client.post(f"/groups/{group.code}/delete/", {"once": key}, **HX)
+    second = operator_client.post(f"/groups/{group.code}/delete/", {"once": key}, **HX)
+    assert second["HX-Redirect"] == f"/groups/?account={account.code}"
+    assert ApiCall.objects.filter(endpoint="group_delete").count() == 1
+
+
+def test_a_batch_delete_key_is_for_the_groups_it_showed(operator_client, account, group):
+    other = Group.objects.create(account=account, remote_id="1002", name="South")
+    data = {"account": str(account.code), "codes": [str(group.code)]}
+    key = key_in(operator_client.post("/groups/delete/", data, **HX))
+    response = operator_client.post("/groups/delete/", {"account": str(account.code), "confirm": "1", "once": key,
+                                                        "codes": [str(group.code), str(other.code)]})
+    assert response.status_code == 400 and "The form changed" in response.content.decode()
+    assert not ApiCall.objects.exists()
+    operator_client.post("/groups/delete/", {**data, "confirm": "1", "once": key})
+    operator_client.post("/groups/delete/", {**data, "confirm": "1", "once": key})
+    assert ApiCall.objects.filter(endpoint="group_delete").count() == 1
+
+
+def test_a_confirmed_member_removal_is_sent_once(operator_client, account, group):
+    member = group.members.first()
+    key = key_in(operator_client.get(f"/members/{member.code}/remove/", **HX))
+    first = operator_client.post(f"/members/{member.code}/remove/", {"once": key})
+    second = operator_client.post(f"/members/{member.code}/remove/", {"once": key})
+    assert first["Location"] == second["Location"] == f"/groups/{group.code}/"
+    assert ApiCall.objects.filter(endpoint="inverter_delete").count() == 1
+    without = operator_client.post(f"/members/{member.code}/remove/", **HX)
+    assert "was not issued to you" in without.content.decode()
+    assert ApiCall.objects.filter(endpoint="inverter_delete").count() == 1
