@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from fleet.base_urls import parse_allowed
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(environ.Env().str("DATA_DIR", default=str(BASE_DIR / "data")))
 
@@ -241,6 +243,19 @@ TOKEN_ENCRYPTION_KEYS: list[str] = _token_keys
 
 SOLAX_VPP_BASE_URL = _url("SOLAX_VPP_BASE_URL", "https://www.solaxcloud.com:9443/proxy")
 SOLAX_EV_BASE_URL = _url("SOLAX_EV_BASE_URL", "https://www.solaxcloud.com/proxyApp/proxy/api")
+# Where an account's base URLs may point (its token goes there): URL prefixes, matched on scheme,
+# host, port and whole path segments (fleet.base_urls). Default: the two SolaX base URLs (and the
+# defaults above, if set elsewhere); in DEBUG also the demo simulator's. https only outside DEBUG.
+_default_allowed = list(dict.fromkeys([
+    "https://www.solaxcloud.com:9443/proxy", "https://www.solaxcloud.com/proxyApp/proxy/api",
+    SOLAX_VPP_BASE_URL, SOLAX_EV_BASE_URL,
+    *(["http://127.0.0.1:8765", "http://localhost:8765"] if DEBUG else []),
+]))
+try:
+    SOLAX_ALLOWED_BASE_URLS = parse_allowed(env.list("SOLAX_ALLOWED_BASE_URLS", default=_default_allowed),
+                                            debug=DEBUG)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"SOLAX_ALLOWED_BASE_URLS: {_exc}")
 PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 SOLAX_CONNECT_TIMEOUT = _int("SOLAX_CONNECT_TIMEOUT", 5, minimum=1)
 SOLAX_READ_TIMEOUT = _int("SOLAX_READ_TIMEOUT", 20, minimum=1)
@@ -263,6 +278,10 @@ COMMAND_POLL_BASE_SECONDS = _float("COMMAND_POLL_BASE_SECONDS", 3.0)
 COMMAND_POLL_CAP_SECONDS = _float("COMMAND_POLL_CAP_SECONDS", 60.0)
 COMMAND_CALLBACK_GRACE_SECONDS = _int("COMMAND_CALLBACK_GRACE_SECONDS", 120, minimum=1)
 CALLBACK_MAX_BYTES = _int("CALLBACK_MAX_BYTES", 65536, minimum=1024)
+# A confirmation sends once (fleet.accounts.once): how long a shown plan or write form stays usable, and how
+# long an identical command (same account, target and action) asks for a second confirmation.
+ONCE_KEY_SECONDS = _int("ONCE_KEY_SECONDS", 3600, minimum=60)
+ONCE_IDENTICAL_WINDOW_SECONDS = _int("ONCE_IDENTICAL_WINDOW_SECONDS", 600, minimum=0)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

@@ -51,6 +51,18 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# Base URLs: the simulators of the tests listen on random ports of 127.0.0.1 ----------------------
+
+TEST_ALLOWED_BASE_URL = "http://127.0.0.1:*"
+
+
+@pytest.fixture(autouse=True)
+def _allow_test_simulators(settings):  # type: ignore[no-untyped-def]
+    """Allow the loopback simulators (any port) in tests only; worker processes that tests start get
+    the same list (tests.support.workers.worker_env). A deployment never gets a wildcard port."""
+    settings.SOLAX_ALLOWED_BASE_URLS = [*settings.SOLAX_ALLOWED_BASE_URLS, TEST_ALLOWED_BASE_URL]
+
+
 # People and accounts -------------------------------------------------------------------------
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from fleet.models.commands import (
     TargetKind,
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
+from fleet.models.once import OnceKey
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority",
-    "Resolution", "Role", "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
+    "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey", "Organization",
+    "Priority", "Resolution", "Role", "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
 ]

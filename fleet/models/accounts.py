@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from fleet import crypto
+from fleet.base_urls import validate_base_url
 
 
 class Organization(models.Model):
@@ -87,8 +88,9 @@ class SolaxAccount(models.Model):
     name = models.CharField(max_length=100)
     token_ciphertext = models.TextField(editable=False)
     token_last4 = models.CharField(max_length=4, editable=False)
-    vpp_base_url = models.URLField(default=_default_vpp_url)
-    ev_base_url = models.URLField(default=_default_ev_url)
+    # Only under SOLAX_ALLOWED_BASE_URLS: the token goes there (the dispatcher checks again at send time).
+    vpp_base_url = models.URLField(default=_default_vpp_url, validators=[validate_base_url])
+    ev_base_url = models.URLField(default=_default_ev_url, validators=[validate_base_url])
     timezone = models.CharField(max_length=64, default=_default_tz)
     calls_per_minute = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     calls_per_day = models.PositiveIntegerField(default=10_000, validators=[MinValueValidator(1)])

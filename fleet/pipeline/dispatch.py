@@ -25,10 +25,12 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from fleet import base_urls
 from fleet.models import ApiCall, CallState, SolaxAccount
 from fleet.pipeline.handlers import Outcome, error_fields, finish
 from fleet.pipeline.ledger import budget_of, claim_next, next_free_slot
 from solax.client import SolaxClient
+from solax.endpoints import ENDPOINTS
 from solax.errors import ApiError, AuthError, InvalidTokenError, NotSentError, RateLimitedError, SolaxError
 
 log = logging.getLogger("fleet.calls")
@@ -75,6 +77,9 @@ def send(call: ApiCall) -> Outcome | None:
 
     Returns the final Outcome, or None when the call went back to the queue.
     """
+    refused = _base_url_refused(call)
+    if refused is not None:
+        return finish(call, CallState.FAILED, error=refused, duration_ms=0)
     started = time.monotonic()
     try:
         envelope = client_for(call.account).call(call.endpoint, _wire_params(call))
@@ -86,6 +91,22 @@ def send(call: ApiCall) -> Outcome | None:
         return finish(call, CallState.UNKNOWN if call.is_write else CallState.FAILED, error=unexpected,
                        duration_ms=_elapsed_ms(started))
     return finish(call, CallState.SUCCEEDED, envelope=envelope, duration_ms=_elapsed_ms(started))
+
+
+def _base_url_refused(call: ApiCall) -> SolaxError | None:
+    """Return the permanent error of a call whose base URL is not (or no longer) allowed: the token
+    is never sent there, whatever the row says (an edit that bypassed validation, a changed setting)."""
+    endpoint = ENDPOINTS.get(call.endpoint)
+    if endpoint is None:
+        return None  # the client refuses an unknown endpoint itself, before any request
+    url = call.account.vpp_base_url if endpoint.base == "vpp" else call.account.ev_base_url
+    reason = base_urls.problem(url)
+    if reason is None:
+        return None
+    log.warning("call %s (%s) not sent: the account's %s base URL is refused: %s", call.code, call.endpoint,
+                endpoint.base.upper(), reason)
+    return NotSentError(f"not sent: the account's {endpoint.base.upper()} base URL is refused ({reason}); "
+                        f"an admin must correct it in Settings")
 
 
 def _elapsed_ms(started: float) -> int:

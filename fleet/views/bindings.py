@@ -8,10 +8,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts.access import account_choice, require_operator
+from fleet.accounts import once
+from fleet.accounts.access import account_choice, current_membership, require_operator
 from fleet.mirror import bindings
 from fleet.mirror.forms import MAX_SNS_PER_SUBMISSION, BindingForm
-from fleet.models import BindingRequest
+from fleet.models import BindingRequest, SolaxAccount
 from fleet.views.base import HtmxHttpRequest
 
 RECENT_REQUESTS = 20
@@ -31,9 +32,21 @@ def binding(request: HtmxHttpRequest) -> HttpResponse:
         require_operator(request)
         form = BindingForm(request.POST, request.FILES)
         if form.is_valid():
-            bindings.request_bindings(account, form.cleaned_data["sn_list"], request.user)
-            return redirect(f"{reverse('fleet-binding')}?account={account.code}")
+            back = f"{reverse('fleet-binding')}?account={account.code}"
+            sns = form.cleaned_data["sn_list"]
+            try:
+                with once.claim(request, _purpose(account), once.fingerprint("binding", sorted(sns))) as claimed:
+                    bindings.request_bindings(account, sns, request.user)
+                    claimed.done(back)
+            except once.AlreadyDone as done:
+                return once.replay(request, done)
+            except once.Refused as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect(back)
         status = 400
+    if current_membership(request).can_operate:
+        context["once_key"] = once.issue(request, _purpose(account))
     requests_ = list(BindingRequest.objects.filter(account=account).order_by("-created", "-id")[:RECENT_REQUESTS])
     context.update(form=form, requests=requests_, categories=bindings.CATEGORIES,
                    pending=any(r.state == "queued" for r in requests_))
@@ -43,3 +56,7 @@ def binding(request: HtmxHttpRequest) -> HttpResponse:
             response.status_code = HttpResponseStopPolling.status_code
         return response
     return render(request, "fleet/binding.html", context, status=status)
+
+
+def _purpose(account: SolaxAccount) -> str:
+    return f"binding:{account.code}"

@@ -11,11 +11,13 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from fleet.accounts import once
 from fleet.accounts.access import account_choice, command_for_user, current_membership, require_operator
 from fleet.commands import service
 from fleet.commands.actions import CommandError
@@ -58,17 +60,40 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
     context["form"] = form
     if not form.is_valid() or form.command_target is None:
         return render(request, "fleet/command_new.html", context, status=400)
+    target = form.command_target
+    purpose = f"command:{account.code}"
+    named = (*target.sns, *(f"group:{g.code}" for g in target.groups),
+             *((f"selection:{target.selection.code}",) if target.selection else ()))
+    fingerprint = once.command_fingerprint(account, target.kind, target.group, named, form.action)
     if request.POST.get("confirm") != "yes":
-        context["plan"] = form.plan
-        context["posted"] = [(k, v) for k, values in request.POST.lists() if k != "csrfmiddlewaretoken"
-                             for v in values]
-        return render(request, "fleet/command_new.html", context)
-    command = service.create_command(account, form.command_target, form.action, user=request.user,
-                                      ip=_client_ip(request),
-                                      source="retry" if form.retry_command else "manual",
-                                      retry_of=form.retry_command, start_by=form.start_by)
+        return _show_plan(request, context, form, purpose, fingerprint)
+    try:
+        # The plan's one-time key is consumed in the transaction that creates the command.
+        with once.claim(request, purpose, fingerprint, identical=True) as claimed:
+            command = service.create_command(account, target, form.action, user=request.user,
+                                              ip=_client_ip(request),
+                                              source="retry" if form.retry_command else "manual",
+                                              retry_of=form.retry_command, start_by=form.start_by)
+            claimed.done(reverse("fleet-command-detail", args=[command.code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Identical as exc:
+        context["identical"] = exc.previous
+        return _show_plan(request, context, form, purpose, fingerprint)
+    except once.Refused as exc:
+        context["once_error"] = exc.message
+        return _show_plan(request, context, form, purpose, fingerprint, status=400)
     messages.success(request, f"Queued: {command.label}.")
     return redirect("fleet-command-detail", code=command.code)
+
+
+def _show_plan(request: HtmxHttpRequest, context: dict[str, object], form: CommandForm, purpose: str,
+               fingerprint: str, status: int = 200) -> HttpResponse:
+    """The cost plan with its confirmation form, which carries a one-time key for exactly this plan."""
+    skip = {"csrfmiddlewaretoken", "confirm", once.FIELD, once.IDENTICAL_FIELD}
+    context.update(plan=form.plan, once_key=once.issue(request, purpose, fingerprint),
+                   posted=[(k, v) for k, values in request.POST.lists() if k not in skip for v in values])
+    return render(request, "fleet/command_new.html", context, status=status)
 
 
 @require_GET
@@ -160,6 +185,8 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     done = command.state not in ACTIVE_COMMAND_STATES
     batches = _batch_counts(command)
     context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches}
+    if command.state == CommandState.UNKNOWN and not command.resolution and membership.can_operate:
+        context["resolve_once"] = once.issue(request, f"resolve:{command.code}")
     if request.htmx and request.htmx.target == "command-progress":
         response = render(request, "fleet/command_detail.html#progress", context)
         # 286 tells htmx to stop polling; the last state is still swapped in
@@ -208,9 +235,17 @@ def command_cancel(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
 def command_resolve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     command = command_for_user(request, code)
+    resolution = request.POST.get("resolution", "")
     try:
-        again = service.resolve_unknown(command, request.POST.get("resolution", ""), user=request.user,
-                                         ip=_client_ip(request))
+        # A second submit of the decision (double click, retry) is shown what the first one did.
+        with once.claim(request, f"resolve:{command.code}", once.fingerprint("resolve", resolution)) as claimed:
+            again = service.resolve_unknown(command, resolution, user=request.user, ip=_client_ip(request))
+            claimed.done(reverse("fleet-command-detail", args=[(again or command).code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("fleet-command-detail", code=command.code)
     except CommandError as exc:
         messages.error(request, "; ".join(exc.errors.values()))
         return redirect("fleet-command-detail", code=command.code)

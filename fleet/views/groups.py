@@ -11,10 +11,12 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
+from fleet.accounts import once
 from fleet.accounts.access import (
     account_choice,
     account_or_404,
     cloud_search_for_user,
+    current_membership,
     group_for_user,
     parse_code,
     require_operator,
@@ -48,8 +50,15 @@ def _list_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, 
     rows = [(group, changes.by_code.get(str(group.code))) for group in page.object_list]
     query = urlencode([(k, v) for k, v in (("account", str(account.code)), ("q", q), ("sort", sort),
                                             ("removed", "1" if show_removed else "")) if v])
-    return {"page": page, "rows": rows, "changes": changes, "q": q, "sort": sort, "query": query,
-            "show_removed": show_removed}
+    context: dict[str, object] = {"page": page, "rows": rows, "changes": changes, "q": q, "sort": sort,
+                                  "query": query, "show_removed": show_removed}
+    if current_membership(request).can_operate:
+        context["once_key"] = once.issue(request, _group_add_purpose(account))
+    return context
+
+
+def _group_add_purpose(account: SolaxAccount) -> str:
+    return f"group-add:{account.code}"
 
 
 def _render_page(request: HtmxHttpRequest, accounts: list[SolaxAccount], account: SolaxAccount | None,
@@ -92,7 +101,15 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
     form = GroupNameForm(request.POST, account=account)
     if not form.is_valid():
         return _render_page(request, accounts, account, form=form, status=400)
-    writes.request_group_add(account, form.cleaned_data["name"])
+    try:
+        with once.claim(request, _group_add_purpose(account), once.posted_fingerprint(request)) as claimed:
+            writes.request_group_add(account, form.cleaned_data["name"])
+            claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        form.add_error(None, exc.message)
+        return _render_page(request, accounts, account, form=form, status=400)
     return _back(request, account)
 
 
@@ -114,10 +131,8 @@ def group_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     group = group_for_user(request, code)
     if request.method == "GET":
-        return render(request, "fleet/groups.html#confirm", {"selected": [group], "account": group.account,
-                                                             "action": reverse("fleet-group-delete", args=[code])})
-    writes.request_groups_delete(group.account, [group])
-    return _back(request, group.account)
+        return _confirm_delete(request, group.account, [group], reverse("fleet-group-delete", args=[code]))
+    return _send_delete(request, group.account, [group])
 
 
 @require_POST
@@ -136,9 +151,36 @@ def groups_delete(request: HtmxHttpRequest) -> HttpResponse:
         return _render_page(request, accounts, account, selection_errors=form.errors["codes"], status=400)
     selected = list(Group.objects.filter(account=account, code__in=form.cleaned_data["codes"]))
     if request.POST.get("confirm") != "1":
-        return render(request, "fleet/groups.html#confirm", {"selected": selected, "account": account,
-                                                             "action": reverse("fleet-groups-delete")})
-    writes.request_groups_delete(account, selected)
+        return _confirm_delete(request, account, selected, reverse("fleet-groups-delete"))
+    return _send_delete(request, account, selected)
+
+
+def _delete_once(account: SolaxAccount, groups: list[Group]) -> tuple[str, str]:
+    """The purpose and fingerprint of a delete confirmation: exactly these groups."""
+    return f"group-delete:{account.code}", once.fingerprint("group-delete", sorted(str(g.code) for g in groups))
+
+
+def _confirm_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group],
+                    action: str) -> HttpResponse:
+    return render(request, "fleet/groups.html#confirm", {
+        "selected": selected, "account": account, "action": action,
+        "once_key": once.issue(request, *_delete_once(account, selected))})
+
+
+def _send_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group]) -> HttpResponse:
+    """Send a confirmed delete once: a second submit of the confirmation is shown the list."""
+    try:
+        with once.claim(request, *_delete_once(account, selected)) as claimed:
+            writes.request_groups_delete(account, selected)
+            claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        if request.htmx:
+            context = {"account": account, "selection_errors": [exc.message], **_list_context(request, account)}
+            return render(request, "fleet/groups.html#list", context)
+        accounts = list(current_membership(request).organization.accounts.order_by("name"))
+        return _render_page(request, accounts, account, selection_errors=[exc.message], status=400)
     return _back(request, account)
 
 

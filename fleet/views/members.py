@@ -12,7 +12,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.accounts import once
 from fleet.accounts.access import (
+    current_membership,
     group_for_user,
     member_for_user,
     parse_code,
@@ -34,8 +36,15 @@ def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object
     changes = writes.changes_for(group.account, "member", group_code=str(group.code))
     rows = [(member, changes.by_code.get(str(member.code))) for member in page.object_list]
     query = urlencode({"q": q}) if q else ""
-    return {"group": group, "account": group.account, "page": page, "rows": rows, "changes": changes, "q": q,
-            "query": query}
+    context: dict[str, object] = {"group": group, "account": group.account, "page": page, "rows": rows,
+                                  "changes": changes, "q": q, "query": query}
+    if current_membership(request).can_operate and not group.removed:
+        context["once_key"] = once.issue(request, _member_add_purpose(group))
+    return context
+
+
+def _member_add_purpose(group: Group) -> str:
+    return f"member-add:{group.code}"
 
 
 def _render_detail(request: HtmxHttpRequest, group: Group, *, form: SnForm | None = None,
@@ -79,7 +88,15 @@ def member_add(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
             form.add_error("sn", f"{sn} is a member of a group already; remove it there first.")
     if not form.is_valid():
         return _render_detail(request, group, form=form, status=400)
-    writes.request_member_add(group, form.cleaned_data["sn"])
+    try:
+        with once.claim(request, _member_add_purpose(group), once.posted_fingerprint(request)) as claimed:
+            writes.request_member_add(group, form.cleaned_data["sn"])
+            claimed.done(reverse("fleet-group", args=[group.code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        form.add_error(None, exc.message)
+        return _render_detail(request, group, form=form, status=400)
     return _back(request, group)
 
 
@@ -103,11 +120,9 @@ def member_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     member = member_for_user(request, code)
     if request.method == "GET":
-        return render(request, "fleet/group_detail.html#confirm", {
-            "selected": [member], "group": member.group,
-            "action": reverse("fleet-group-member-remove", args=[member.code])})
-    writes.request_members_delete(member.group, [member])
-    return _back(request, member.group)
+        return _confirm_remove(request, member.group, [member],
+                               reverse("fleet-group-member-remove", args=[member.code]))
+    return _send_remove(request, member.group, [member])
 
 
 @require_POST
@@ -125,9 +140,35 @@ def members_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         return render(request, "fleet/group_detail.html#members", context, status=error_status(request))
     selected = list(Inverter.objects.filter(group=group, code__in=form.cleaned_data["codes"]))
     if request.POST.get("confirm") != "1":
-        return render(request, "fleet/group_detail.html#confirm", {
-            "selected": selected, "group": group, "action": reverse("fleet-group-members-remove", args=[group.code])})
-    writes.request_members_delete(group, selected)
+        return _confirm_remove(request, group, selected, reverse("fleet-group-members-remove", args=[group.code]))
+    return _send_remove(request, group, selected)
+
+
+def _remove_once(group: Group, members: list[Inverter]) -> tuple[str, str]:
+    """The purpose and fingerprint of a removal confirmation: exactly these members."""
+    return f"member-remove:{group.code}", once.fingerprint("member-remove", sorted(str(m.code) for m in members))
+
+
+def _confirm_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter], action: str) -> HttpResponse:
+    return render(request, "fleet/group_detail.html#confirm", {
+        "selected": selected, "group": group, "action": action,
+        "once_key": once.issue(request, *_remove_once(group, selected))})
+
+
+def _send_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter]) -> HttpResponse:
+    """Send a confirmed removal once: a second submit of the confirmation is shown the group."""
+    try:
+        with once.claim(request, *_remove_once(group, selected)) as claimed:
+            writes.request_members_delete(group, selected)
+            claimed.done(reverse("fleet-group", args=[group.code]))
+    except once.AlreadyDone as done:
+        return once.replay(request, done)
+    except once.Refused as exc:
+        context = _members_context(request, group)
+        context.update(form=SnForm(), selection_errors=[exc.message])
+        if request.htmx:
+            return render(request, "fleet/group_detail.html#members", context)
+        return render(request, "fleet/group_detail.html", context, status=400)
     return _back(request, group)
 
 

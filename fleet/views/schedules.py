@@ -15,9 +15,11 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.accounts import once
 from fleet.accounts.access import account_choice, current_membership, require_operator, schedule_for_user
 from fleet.accounts.forms import client_address
 from fleet.commands.actions import describe_action
@@ -119,13 +121,25 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
     org = membership.organization
     initial: dict[str, Any] = {"weekdays": [str(d) for d in range(7)], "enabled": True}
     form = ScheduleForm(request.POST or None, organization=org, initial=initial)
+    status = 200
     if request.method == "POST" and form.is_valid():
         schedule = Schedule(created_by=request.user)  # type: ignore[misc]
         _assign(schedule, form.cleaned_data)
-        service.prepare(schedule).save()
-        messages.success(request, f"Schedule “{schedule.name}” created.")
-        return redirect("fleet-schedule-detail", code=schedule.code)
-    return render(request, "fleet/schedule_form.html", {"form": form, "schedule": None})
+        try:
+            # A double submit must not create the schedule twice (it would fire twice).
+            with once.claim(request, "schedule-create", once.posted_fingerprint(request)) as claimed:
+                service.prepare(schedule).save()
+                claimed.done(reverse("fleet-schedule-detail", args=[schedule.code]))
+        except once.AlreadyDone as done:
+            return once.replay(request, done)
+        except once.Refused as exc:
+            form.add_error(None, exc.message)
+            status = 400
+        else:
+            messages.success(request, f"Schedule “{schedule.name}” created.")
+            return redirect("fleet-schedule-detail", code=schedule.code)
+    return render(request, "fleet/schedule_form.html", {
+        "form": form, "schedule": None, "once_key": once.issue(request, "schedule-create")}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -185,15 +199,29 @@ def device_windows(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_operator(request)
     form = DeviceWindowsForm(request.POST or None, organization=membership.organization,
                              initial={"target_kind": "group"})
+    status = 200
+    identical = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        fingerprint = once.command_fingerprint(data["account"], data["target_kind"], data["group_obj"],
+                                               data["sns_list"], data["action"])
         try:
-            command = service.send_action(data["account"], data["target_kind"], data["group_obj"],
-                                            data["sns_list"], data["action"], user=request.user,
-                                            ip=client_address(request), source="manual")
+            with once.claim(request, "device-windows", fingerprint, identical=True) as claimed:
+                command = service.send_action(data["account"], data["target_kind"], data["group_obj"],
+                                              data["sns_list"], data["action"], user=request.user,
+                                              ip=client_address(request), source="manual")
+                claimed.done(reverse("fleet-command-detail", args=[command.code]))
         except service.EdgeRejected as exc:
             form.add_error(None, f"The command was not created: {exc}.")
+        except once.AlreadyDone as done:
+            return once.replay(request, done)
+        except once.Identical as exc:
+            identical = exc.previous
+        except once.Refused as exc:
+            form.add_error(None, exc.message)
+            status = 400
         else:
             messages.success(request, f"Device windows sent as command {command.code}.")
             return redirect("fleet-schedules")
-    return render(request, "fleet/device_windows.html", {"form": form})
+    return render(request, "fleet/device_windows.html", {
+        "form": form, "identical": identical, "once_key": once.issue(request, "device-windows")}, status=status)

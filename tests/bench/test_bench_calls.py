@@ -131,8 +131,7 @@ def test_dispatcher_overhead_per_call(org):
 def test_click_to_wire(org):
     """A Celery worker (with the project's broker) sends a committed control call to the simulator."""
     broker = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-    env = {**os.environ, "DATABASE_URL": workers.database_url(), "CELERY_BROKER_URL": broker,
-           "LOG_LEVEL": "WARNING"}
+    env = {**workers.worker_env(), "CELERY_BROKER_URL": broker, "LOG_LEVEL": "WARNING"}
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "fleet", "worker", "--pool=solo",
                                "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

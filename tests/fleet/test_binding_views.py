@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from fleet.mirror import bindings
 from fleet.models import ApiCall, BindingRequest, Priority
 from fleet.pipeline import dispatch
+from tests.support.once import key_from
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,8 @@ def test_it_binds_and_files_each_sn_by_outcome(operator_client, sim_account, ten
     bound = next(i.wifi_sn for i in tenant.inverters.values() if i.bound)
     inverter_sn = next(iter(tenant.inverters))  # the classic mistake
     text = f"{free}, {failing}\n{bound};{inverter_sn}"
-    response = operator_client.post("/binding/", {"account": str(sim_account.code), "sns": text})
+    response = operator_client.post("/binding/", {"account": str(sim_account.code), "sns": text,
+                                                  "once": key_from(operator_client, "/binding/")})
     assert response.status_code == 302
     call = ApiCall.objects.get()
     assert call.endpoint == "bind_devices" and call.priority == Priority.MANAGEMENT
@@ -40,7 +42,8 @@ def test_it_binds_and_files_each_sn_by_outcome(operator_client, sim_account, ten
 def test_a_csv_of_250_becomes_three_requests(operator_client, sim_account):
     rows = "sn\n" + "\n".join(f"SWQQ{i:06d}" for i in range(250))
     upload = SimpleUploadedFile("dongles.csv", rows.encode(), content_type="text/csv")
-    response = operator_client.post("/binding/", {"account": str(sim_account.code), "file": upload})
+    response = operator_client.post("/binding/", {"account": str(sim_account.code), "file": upload,
+                                                  "once": key_from(operator_client, "/binding/")})
     assert response.status_code == 302
     assert sorted(len(r.sns) for r in BindingRequest.objects.all()) == [50, 100, 100]
     assert ApiCall.objects.filter(endpoint="bind_devices").count() == 3

@@ -18,6 +18,7 @@ from fleet.models import (
     Inverter,
     Resolution,
 )
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,9 @@ def test_posting_shows_the_cost_plan_and_queues_nothing(operator_client, account
 
 
 def test_confirming_queues_the_command_with_who_when_and_where(operator_client, operator, account, group):
-    response = operator_client.post("/commands/new/", {**GROUP_ON, "group": group.code, "confirm": "yes"},
+    plan = {**GROUP_ON, "group": group.code}
+    key = key_in(operator_client.post("/commands/new/", plan))
+    response = operator_client.post("/commands/new/", {**plan, "confirm": "yes", "once": key},
                                     REMOTE_ADDR="192.0.2.7")
     command = Command.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/commands/{command.code}/"
@@ -125,9 +128,10 @@ def test_retry_failed_devices_prefills_only_the_failures(operator_client, accoun
     DeviceResult.objects.filter(command=command).update(state=DeviceState.FAILED, answer="device busy")
     body = operator_client.get(f"/commands/new/?retry_of={command.code}").content.decode()
     assert "H4AA0000000000" in body and f'value="{command.code}"' in body
-    response = operator_client.post("/commands/new/", {"target": "inverter", "sns": "H4AA0000000000",
-                                                       "superType": "1", "systemSwitch": "1",
-                                                       "retry_of": command.code, "confirm": "yes"})
+    plan = {"target": "inverter", "sns": "H4AA0000000000", "superType": "1", "systemSwitch": "1",
+            "retry_of": command.code}
+    key = key_in(operator_client.post("/commands/new/", plan))
+    response = operator_client.post("/commands/new/", {**plan, "confirm": "yes", "once": key})
     retry = Command.objects.exclude(pk=command.pk).get()
     assert response.status_code == 302 and retry.retry_of == command and retry.source == "retry"
 
@@ -211,7 +215,8 @@ def test_unknown_commands_are_flagged_on_the_dashboard_until_resolved(operator_c
     DeviceResult.objects.filter(command=command).update(state=DeviceState.UNKNOWN)
     body = operator_client.get("/").content.decode()
     assert "Needs attention" in body and f"/commands/{command.code}/" in body
-    response = operator_client.post(f"/commands/{command.code}/resolve/", {"resolution": "delivered"})
+    key = key_from(operator_client, f"/commands/{command.code}/")
+    response = operator_client.post(f"/commands/{command.code}/resolve/", {"resolution": "delivered", "once": key})
     assert response.status_code == 302
     command.refresh_from_db()
     assert (command.resolution, command.resolved_by, command.state) == (Resolution.DELIVERED, operator,
@@ -231,7 +236,9 @@ def test_resolving_needs_an_operator_and_post(viewer_client, operator_client, ac
 
 def test_a_bad_resolution_changes_nothing(operator_client, account):
     command = make_command(account, state=CommandState.UNKNOWN)
-    response = operator_client.post(f"/commands/{command.code}/resolve/", {"resolution": "maybe"}, follow=True)
+    key = key_from(operator_client, f"/commands/{command.code}/")
+    response = operator_client.post(f"/commands/{command.code}/resolve/", {"resolution": "maybe", "once": key},
+                                    follow=True)
     assert "choose delivered" in response.content.decode()
     command.refresh_from_db()
     assert command.resolution == "" and command.state == CommandState.UNKNOWN

@@ -9,6 +9,7 @@ import pytest
 from fleet.mirror import sync
 from fleet.models import ApiCall, CallState, Group, Priority, SyncRun
 from fleet.pipeline import dispatch
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -68,12 +69,14 @@ def test_the_list_costs_the_same_queries_whatever_the_fleet(operator_client, acc
     for i in range(groups):
         _group(account, f"G{i:03d}", device_count=i)
     operator_client.get("/groups/")  # warm the session
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):  # 8 + the open one-time key of the create form, reused
         assert operator_client.get("/groups/?page=2&sort=-members").status_code == 200
 
 
 def test_it_creates_a_group_through_the_cloud(operator_client, sim_account, simulator):
-    response = operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": " Pilot East "}, **HX)
+    key = key_from(operator_client, "/groups/")
+    response = operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": " Pilot East ",
+                                                     "once": key}, **HX)
     assert response.status_code == 200
     call = ApiCall.objects.get()
     assert (call.endpoint, call.params, call.priority) == ("group_add", {"name": "Pilot East"}, Priority.MANAGEMENT)
@@ -88,7 +91,8 @@ def test_it_creates_a_group_through_the_cloud(operator_client, sim_account, simu
 
 
 def test_a_plain_post_redirects(operator_client, sim_account):
-    response = operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": "West"})
+    response = operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": "West",
+                                                     "once": key_from(operator_client, "/groups/")})
     assert response.status_code == 302 and response["Location"].startswith("/groups/?account=")
 
 
@@ -109,7 +113,8 @@ def test_bad_names_are_form_errors_and_nothing_is_sent(operator_client, sim_acco
 
 def test_the_vendor_error_shows_beside_the_change(operator_client, sim_account, simulator):
     existing = next(iter(_cloud_names(simulator)))  # in the cloud, not yet in the mirror
-    operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": existing}, **HX)
+    operator_client.post("/groups/new/", {"account": str(sim_account.code), "name": existing,
+                                          "once": key_from(operator_client, "/groups/")}, **HX)
     dispatch.pump(sim_account.pk, wait=False)
     assert ApiCall.objects.get().state == CallState.FAILED
     response = operator_client.get("/groups/")
@@ -142,7 +147,7 @@ def test_it_deletes_a_group_after_confirmation(operator_client, synced, simulato
     group = Group.objects.filter(account=synced).first()
     confirm = operator_client.get(f"/groups/{group.code}/delete/", HTTP_HX_REQUEST="true")
     assert b"Delete 1 group in SolaX Cloud?" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/groups/{group.code}/delete/", **HX)
+    operator_client.post(f"/groups/{group.code}/delete/", {"once": key_in(confirm)}, **HX)
     assert ApiCall.objects.get().endpoint == "group_delete"
     dispatch.pump(synced.pk, wait=False)
     group.refresh_from_db()
@@ -155,7 +160,7 @@ def test_it_batch_deletes_after_confirmation(operator_client, synced, simulator)
     data = {"account": str(synced.code), "codes": [str(g.code) for g in chosen]}
     confirm = operator_client.post("/groups/delete/", data, HTTP_HX_REQUEST="true")
     assert b"Delete 2 groups" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post("/groups/delete/", {**data, "confirm": "1"}, **HX)
+    operator_client.post("/groups/delete/", {**data, "confirm": "1", "once": key_in(confirm)}, **HX)
     call = ApiCall.objects.get()
     assert call.endpoint == "group_delete_batch"
     assert call.params == {"ids": ",".join(g.remote_id for g in chosen)}

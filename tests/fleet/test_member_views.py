@@ -7,6 +7,7 @@ import pytest
 from fleet.mirror import sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority
 from fleet.pipeline import dispatch
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -61,8 +62,8 @@ def test_the_detail_costs_the_same_queries_whatever_the_group(operator_client, a
     Inverter.objects.bulk_create(Inverter(account=account, group=group, remote_id=str(100 + i),
                                           inverter_sn=f"H4XX{i:010d}", dongle_sn=f"SWXX{i:06d}")
                                  for i in range(members))
-    operator_client.get("/groups/")
-    with django_assert_num_queries(7):
+    operator_client.get(f"/groups/{group.code}/")  # warm the session and issue the add form's key
+    with django_assert_num_queries(8):  # 7 + the open one-time key of the add form, reused
         assert operator_client.get(f"/groups/{group.code}/?page=2&q=H4").status_code == 200
 
 
@@ -70,7 +71,8 @@ def test_it_adds_a_member_through_the_cloud(operator_client, synced, tenant):
     group = _group(synced)
     count = group.device_count
     sn = _free_sns(tenant)[0]
-    response = operator_client.post(f"/groups/{group.code}/members/add/", {"sn": sn.lower()}, **HX)
+    key = key_from(operator_client, f"/groups/{group.code}/")
+    response = operator_client.post(f"/groups/{group.code}/members/add/", {"sn": sn.lower(), "once": key}, **HX)
     assert response.status_code == 200 and f"pending: add {sn}".encode() not in response.content
     assert f"add {sn} to {group.name}".encode() in response.content
     call = ApiCall.objects.get()
@@ -91,7 +93,8 @@ def test_it_adds_a_member_through_the_cloud(operator_client, synced, tenant):
 ])
 def test_bad_sns_are_form_errors_and_nothing_is_sent(operator_client, synced, sn, message):
     group = _group(synced)
-    response = operator_client.post(f"/groups/{group.code}/members/add/", {"sn": sn})
+    response = operator_client.post(f"/groups/{group.code}/members/add/",
+                                    {"sn": sn, "once": key_from(operator_client, f"/groups/{group.code}/")})
     assert response.status_code == 400 and message in response.content
     assert not ApiCall.objects.exists()
 
@@ -106,7 +109,8 @@ def test_a_member_of_a_group_cannot_be_added_again(operator_client, synced):
 def test_the_vendor_refusal_shows_its_text(operator_client, synced, tenant):
     group = _group(synced)
     unbound = next(inv.sn for inv in tenant.inverters.values() if not inv.bound)
-    operator_client.post(f"/groups/{group.code}/members/add/", {"sn": unbound}, **HX)
+    operator_client.post(f"/groups/{group.code}/members/add/",
+                         {"sn": unbound, "once": key_from(operator_client, f"/groups/{group.code}/")}, **HX)
     dispatch.pump(synced.pk, wait=False)
     assert ApiCall.objects.get().state == CallState.FAILED
     page = operator_client.get(f"/groups/{group.code}/")
@@ -139,7 +143,7 @@ def test_it_removes_a_member_after_confirmation(operator_client, synced, tenant)
     member = group.members.first()
     confirm = operator_client.get(f"/members/{member.code}/remove/", HTTP_HX_REQUEST="true")
     assert b"Remove 1 member from" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/members/{member.code}/remove/", **HX)
+    operator_client.post(f"/members/{member.code}/remove/", {"once": key_in(confirm)}, **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete"
     dispatch.pump(synced.pk, wait=False)
     member.refresh_from_db()
@@ -152,7 +156,8 @@ def test_it_batch_removes_members(operator_client, synced, tenant):
     data = {"codes": [str(m.code) for m in chosen]}
     confirm = operator_client.post(f"/groups/{group.code}/members/remove/", data, HTTP_HX_REQUEST="true")
     assert b"Remove 2 members" in confirm.content and not ApiCall.objects.exists()
-    operator_client.post(f"/groups/{group.code}/members/remove/", {**data, "confirm": "1"}, **HX)
+    operator_client.post(f"/groups/{group.code}/members/remove/", {**data, "confirm": "1", "once": key_in(confirm)},
+                         **HX)
     assert ApiCall.objects.get().endpoint == "inverter_delete_batch"
     dispatch.pump(synced.pk, wait=False)
     assert all(m.remote_id not in tenant.members for m in chosen)

@@ -146,7 +146,8 @@ def test_member_writes_are_post_only(admin_client_, operator):
     assert Membership.objects.filter(pk=member.pk).exists()
 
 
-def test_moving_the_base_urls_needs_the_token_again(admin_client_, account):
+def test_moving_the_base_urls_needs_the_token_again(admin_client_, account, settings):
+    settings.SOLAX_ALLOWED_BASE_URLS = [*settings.SOLAX_ALLOWED_BASE_URLS, "https://evil.example/proxy"]
     moved = _account_form(name="Main", token="", vpp_base_url="https://evil.example/proxy")
     response = admin_client_.post(f"/settings/accounts/{account.code}/", moved)
     assert response.status_code == 200

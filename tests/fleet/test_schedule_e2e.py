@@ -12,6 +12,7 @@ from django.utils import timezone
 from fleet.models import Command, Group, Inverter, Occurrence, OccurrenceState, Schedule
 from fleet.pipeline import dispatch
 from fleet.schedules import service
+from tests.support.once import key_from
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,7 @@ def test_a_schedule_from_the_page_fires_once_each_edge_against_the_simulator(ope
     local = now.astimezone(sim_account.tzinfo)
     start, end = (local + timedelta(minutes=2)), (local + timedelta(minutes=4))
     response = operator_client.post("/schedules/new/", {
+        "once": key_from(operator_client, "/schedules/new/"),
         "name": "E2E charge", "account": str(sim_account.code), "target_kind": "selection", "sns": ", ".join(sns),
         "start_action": '{"superType": 2, "mode": 3, "manualMode": 1}',
         "end_action": '{"superType": 2, "mode": 3, "manualMode": 0}',

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from fleet.models import Command, DeviceResult, Group, Inverter, Occurrence, Schedule
 from fleet.schedules import service
+from tests.support.once import key_from
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +119,8 @@ def test_another_organizations_account_is_404(operator_client, account, other_ac
 # Create and edit ------------------------------------------------------------------------------
 
 def test_an_operator_creates_a_schedule(operator_client, account, north, operator):
-    response = operator_client.post("/schedules/new/", post_data(account, north))
+    response = operator_client.post("/schedules/new/", {**post_data(account, north),
+                                                        "once": key_from(operator_client, "/schedules/new/")})
     schedule = Schedule.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/schedules/{schedule.code}/"
     assert schedule.group == north and schedule.timezone == "Europe/Berlin" and schedule.created_by == operator
@@ -223,7 +225,8 @@ def test_device_windows_are_sent_as_one_command(operator_client, account, north,
                                       group=group, action=action, label="windows")
 
     monkeypatch.setattr(service, "send_action", record)
-    response = operator_client.post("/schedules/device-windows/", windows(account, north))
+    key = key_from(operator_client, "/schedules/device-windows/")
+    response = operator_client.post("/schedules/device-windows/", {**windows(account, north), "once": key})
     assert response.status_code == 302
     assert sent == [("group", north, 10, "manual")]
 
@@ -233,7 +236,9 @@ def test_a_refused_device_windows_command_is_a_form_error(operator_client, accou
         raise service.EdgeRejected("group: not in the cloud any more")
 
     monkeypatch.setattr(service, "send_action", refuse)
-    body = operator_client.post("/schedules/device-windows/", windows(account, north)).content.decode()
+    key = key_from(operator_client, "/schedules/device-windows/")
+    body = operator_client.post("/schedules/device-windows/",
+                                {**windows(account, north), "once": key}).content.decode()
     assert "The command was not created: group: not in the cloud any more." in body
 
 

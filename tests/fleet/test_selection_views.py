@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.models import ApiCall, Command, Group, Inverter, SavedSelection
+from tests.support.once import key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +90,8 @@ def test_a_saved_selection_is_commanded_from_the_page(operator_client, account, 
     plan = operator_client.post(f"/commands/new/?account={account.code}", data)
     assert plan.status_code == 200 and b"selection Pilot (2 inverters)" in plan.content
     assert Command.objects.count() == 0
-    done = operator_client.post(f"/commands/new/?account={account.code}", {**data, "confirm": "yes"})
+    done = operator_client.post(f"/commands/new/?account={account.code}",
+                                {**data, "confirm": "yes", "once": key_in(plan)})
     assert done.status_code == 302
     command = Command.objects.get()
     assert command.selection == selection and command.devices_total == 2

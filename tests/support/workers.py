@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +27,14 @@ def database_url() -> str:
     return f"sqlite:///{cfg['NAME']}"
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process on the test database, allowed to reach the tests' simulators."""
+    return {**os.environ, "DATABASE_URL": database_url(),
+            "SOLAX_ALLOWED_BASE_URLS": ",".join(settings.SOLAX_ALLOWED_BASE_URLS)}
+
+
 def start_process(seconds: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    full_env = {**os.environ, "DATABASE_URL": database_url(), **env}
+    full_env = {**worker_env(), **env}
     return subprocess.Popen(
         [sys.executable, "manage.py", "pump", "--loop", "--seconds", str(seconds)],
         cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

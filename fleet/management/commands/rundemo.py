@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         py = sys.executable
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The worker may send the demo token to this simulator (and only to the allowed base URLs).
+        simulator = f"http://127.0.0.1:{options['sim_port']}"
+        if simulator not in settings.SOLAX_ALLOWED_BASE_URLS:
+            env["SOLAX_ALLOWED_BASE_URLS"] = ",".join([*settings.SOLAX_ALLOWED_BASE_URLS, simulator])
         commands = [
             [py, "-m", "solax.simulator", "--port", str(options["sim_port"]), "--fleet", options["fleet"],
              "--seed", "1"],
