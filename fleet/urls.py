@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from fleet.views import (
+    approvals,
     auth,
     bindings,
     budget,
@@ -52,6 +53,9 @@ urlpatterns = [
     path("commands/<uuid:code>/", commands.command_detail, name="fleet-command-detail"),
     path("commands/<uuid:code>/resolve/", commands.command_resolve, name="fleet-command-resolve"),
     path("commands/<uuid:code>/cancel/", commands.command_cancel, name="fleet-command-cancel"),
+    path("commands/<uuid:code>/approve/", approvals.command_approve, name="fleet-command-approve"),
+    path("approvals/", approvals.approval_list, name="fleet-approvals"),
+    path("settings/safety/", org.envelope_edit, name="fleet-envelope"),
     path("solax/callback/<str:secret>/", callbacks.solax_callback, name="fleet-callback"),
     # The mirror
     path("groups/", groups.groups, name="fleet-groups"),

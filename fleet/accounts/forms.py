@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from fleet.accounts import throttle
-from fleet.models import Role, SolaxAccount
+from fleet.models import Role, SafetyEnvelope, SolaxAccount
 
 TOKEN_RE = re.compile(r"^\d{20,30}$")
 
@@ -68,7 +68,8 @@ class SolaxAccountForm(forms.ModelForm):
 
     class Meta:
         model = SolaxAccount
-        fields = ["name", "timezone", "calls_per_minute", "calls_per_day", "vpp_base_url", "ev_base_url"]
+        fields = ["name", "timezone", "calls_per_minute", "calls_per_day", "max_sns_per_call", "vpp_base_url",
+                  "ev_base_url"]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -122,3 +123,12 @@ class SolaxAccountForm(forms.ModelForm):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class SafetyEnvelopeForm(forms.ModelForm):
+    """An organization's safety envelope; every field empty means no limit."""
+
+    class Meta:
+        model = SafetyEnvelope
+        fields = ["max_devices", "max_discharge_kw", "min_discharge_soc", "max_remote_timeout",
+                  "max_writes_per_device_per_day", "approval_above_devices"]

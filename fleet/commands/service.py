@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.commands import safety
 from fleet.commands.actions import Action, CommandError, build_action
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
 from fleet.commands.tracking import cancel_unsent, refresh
@@ -64,6 +65,7 @@ class CostPlan:
     label: str
     batches: list[Batch] = field(default_factory=list)
     max_sns_per_call: int = 100
+    needs_approval: bool = False  # over the safety envelope's size threshold: a second operator approves
 
     @property
     def group_calls(self) -> int:
@@ -93,13 +95,14 @@ class _Resolved:
     devices: list[tuple[str, str]]  # (sn, dongle sn)
     batches: list[Batch]
     label: str
+    single: bool = False  # one inverter: singleControl
 
     def endpoint_of(self, batch: Batch) -> str:
         if self.kind == CommandKind.CHARGER_MODE:
             return "pile_cmd"
         if batch.group is not None:
             return "group_control"
-        return "single_control" if len(self.devices) == 1 and len(batch.sns) == 1 else "batch_control"
+        return "single_control" if self.single else "batch_control"
 
     @property
     def endpoint(self) -> str:
@@ -123,11 +126,17 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
         built = build_action(target.kind, action)
     except CommandError as exc:
         errors.update(exc.errors)
+    if not errors and built is not None:
+        try:
+            safety.check(account, built.kind, built.params, [sn for sn, _ in devices])
+        except CommandError as exc:
+            errors.update(exc.errors)
     if errors or built is None:
         raise CommandError(errors)
     resolved = ResolvedTarget(target, devices)
     return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=cover(account, resolved),
-                     label=f"{built.label} to {describe(target, devices)}"[:200])
+                     label=f"{built.label} to {describe(target, devices)}"[:200],
+                     single=target.kind == TargetKind.INVERTER)
 
 
 # Planning -------------------------------------------------------------------------------------
@@ -157,7 +166,8 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
     return CostPlan(endpoint=resolved.endpoint, devices=len(resolved.devices), sends=sends, polls=polls,
                     queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
                     day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches,
-                    max_sns_per_call=account.max_sns_per_call)
+                    max_sns_per_call=account.max_sns_per_call,
+                    needs_approval=safety.needs_approval(account, len(resolved.devices)))
 
 
 # Creating -------------------------------------------------------------------------------------
@@ -172,12 +182,15 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
     now = timezone.now()
+    # Schedules are approved when they are made: an edge that waited for a second operator would miss its time.
+    approval = source != "schedule" and safety.needs_approval(account, len(resolved.devices))
     with transaction.atomic():
         command = Command.objects.create(
             account=account, kind=resolved.kind, target_kind=target.kind,
             group=target.group if target.kind == TargetKind.GROUP else None, selection=target.selection,
             sns=[] if target.kind in GROUP_KINDS else [sn for sn, _ in resolved.devices], start_by=start_by,
-            action=resolved.params, label=resolved.label, state=CommandState.QUEUED, created=now,
+            action=resolved.params, label=resolved.label, created=now,
+            state=CommandState.APPROVAL if approval else CommandState.QUEUED,
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
             source=source, retry_of=retry_of, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
@@ -192,14 +205,17 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             DeviceResult.objects.bulk_create(
                 (DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members),
                 batch_size=2000)
-            call = queue.enqueue(account, resolved.endpoint_of(spec), _send_params(account, resolved, spec),
-                                 purpose=command.label, handler="commands.sent", context={"batch": batch.pk},
-                                 origin_kind="command", origin_code=command.code)
-            batch.call = call
-            batch.save(update_fields=["call"])
-    log.info("command %s queued: %s (%s devices, %s call(s))", command.code, command.label,
-             command.devices_total, len(resolved.batches))
+            if not approval:
+                _enqueue(command, batch, resolved.endpoint_of(spec), _send_params(account, resolved, spec))
+    log.info("command %s %s: %s (%s devices, %s call(s))", command.code, "awaits approval" if approval else "queued",
+             command.label, command.devices_total, len(resolved.batches))
     return command
+
+
+def _enqueue(command: Command, batch: CommandBatch, endpoint: str, params: dict[str, Any]) -> None:
+    batch.call = queue.enqueue(command.account, endpoint, params, purpose=command.label, handler="commands.sent",
+                               context={"batch": batch.pk}, origin_kind="command", origin_code=command.code)
+    batch.save(update_fields=["call"])
 
 
 def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
@@ -292,3 +308,42 @@ def cancel_command(command: Command, *, user: Any) -> int:
         raise CommandError({"cancel": "every batch of this command has been sent already"})
     log.info("command %s: %s unsent batch(es) cancelled by %s", command.code, cancelled, user)
     return cancelled
+
+
+# Four eyes -------------------------------------------------------------------------------------
+
+def approve_command(command: Command, *, user: Any) -> Command:
+    """A second operator approves a command awaiting approval: its calls are queued now. Raises
+    CommandError when it does not wait for approval or the approver is the one who asked."""
+    with transaction.atomic():
+        locked = Command.objects.select_for_update().select_related("account").get(pk=command.pk)
+        if locked.state != CommandState.APPROVAL:
+            raise CommandError({"approval": "this command does not wait for an approval"})
+        if locked.created_by_id is not None and locked.created_by_id == getattr(user, "pk", None):
+            raise CommandError({"approval": "a second operator must approve: not the one who asked"})
+        resolved = _Resolved(kind=locked.kind, params=locked.action, label=locked.label, devices=[], batches=[],
+                             single=locked.target_kind == TargetKind.INVERTER)
+        for batch in locked.batches.select_related("group").order_by("pk"):
+            spec = Batch(batch.group, list(batch.sns))
+            _enqueue(locked, batch, resolved.endpoint_of(spec), _send_params(locked.account, resolved, spec))
+        locked.state, locked.approved_by, locked.approved_at = CommandState.QUEUED, user, timezone.now()
+        locked.save(update_fields=["state", "approved_by", "approved_at"])
+    log.info("command %s approved by %s", command.code, user)
+    return locked
+
+
+def reject_command(command: Command, *, user: Any) -> Command:
+    """Refuse a command awaiting approval: nothing is sent, its devices read "not sent"."""
+    with transaction.atomic():
+        locked = Command.objects.select_for_update().get(pk=command.pk)
+        if locked.state != CommandState.APPROVAL:
+            raise CommandError({"approval": "this command does not wait for an approval"})
+        name = getattr(user, "username", "an operator")
+        locked.results.filter(state=DeviceState.PENDING).update(
+            state=DeviceState.NOT_SENT, answer=f"not sent: rejected by {name}", answered_at=timezone.now())
+        locked.batches.update(state=CommandState.CANCELLED)
+        locked.state, locked.approved_by, locked.approved_at = CommandState.CANCELLED, user, timezone.now()
+        locked.finished_at = locked.approved_at
+        locked.save(update_fields=["state", "approved_by", "approved_at", "finished_at"])
+        refresh(locked)
+    return locked

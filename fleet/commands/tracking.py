@@ -242,6 +242,8 @@ def refresh(command: Command) -> Command:
 
 
 def _derive_state(command: Command, unknown: int, not_sent: int = 0) -> str:
+    if command.state == CommandState.APPROVAL:
+        return command.state
     if command.state == CommandState.CANCELLED or (command.devices_total and not_sent == command.devices_total):
         return CommandState.CANCELLED
     if unknown and not command.resolution:

@@ -11,6 +11,7 @@ from fleet.models.commands import (
     DeviceResult,
     DeviceState,
     Resolution,
+    SafetyEnvelope,
     TargetKind,
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
@@ -21,5 +22,6 @@ __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
     "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey", "Organization",
-    "Priority", "Resolution", "Role", "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
+    "Priority", "Resolution", "Role", "SafetyEnvelope", "SavedSelection", "Schedule", "SolaxAccount",
+    "SyncRun", "TargetKind",
 ]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone as dj_timezone
 
-from fleet.models.accounts import SolaxAccount
+from fleet.models.accounts import Organization, SolaxAccount
 from fleet.models.calls import ApiCall
 from fleet.models.mirror import Group, SavedSelection
 
 
 class CommandState(models.TextChoices):
+    APPROVAL = "approval", "awaiting approval"  # over the envelope's size threshold: a second operator decides
     QUEUED = "queued", "queued"
     ACCEPTED = "accepted", "accepted"  # the cloud took it and gave a command id
     RUNNING = "running", "running"  # a task id is known; devices are answering
@@ -25,7 +27,7 @@ class CommandState(models.TextChoices):
     EXPIRED = "expired", "expired"
 
 
-ACTIVE_COMMAND_STATES = (CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING)
+ACTIVE_COMMAND_STATES = (CommandState.APPROVAL, CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING)
 
 
 class TargetKind(models.TextChoices):
@@ -82,6 +84,9 @@ class Command(models.Model):
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -138,7 +143,8 @@ class DeviceResult(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["command", "sn"], name="one_result_per_device")]
-        indexes = [models.Index(fields=["command", "state"], name="result_state")]
+        indexes = [models.Index(fields=["command", "state"], name="result_state"),
+                   models.Index(fields=["sn", "command"], name="result_sn")]  # writes per device per day
         ordering = ["sn"]
 
     def __str__(self) -> str:
@@ -161,3 +167,27 @@ class CallbackReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"callback {self.rsp_type} of {self.task_id}"
+
+
+class SafetyEnvelope(models.Model):
+    """An organization's limits, checked before anything is queued (empty: no limit). A command above
+    ``approval_above_devices`` waits for a second operator's approval before it is sent."""
+
+    organization = models.OneToOneField(Organization, models.CASCADE, related_name="envelope")
+    max_devices = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="The most devices one command may reach.")
+    max_discharge_kw = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)],
+                                         help_text="The most rated kW one command may discharge at once.")
+    min_discharge_soc = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MaxValueValidator(100)],
+        help_text="The lowest SoC (%) a discharge may target.")
+    max_remote_timeout = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Remote-control modes only with a timeout of at most this many seconds.")
+    max_writes_per_device_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Inverter flash wear: control writes one device may get a day (UTC).")
+    approval_above_devices = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A command to more devices needs a second operator's approval.")
+    updated = models.DateTimeField(default=dj_timezone.now)
+
+    def __str__(self) -> str:
+        return f"safety envelope of {self.organization}"

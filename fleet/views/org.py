@@ -8,13 +8,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fleet.accounts import invitations
 from fleet.accounts.access import get_for_org, require_admin
-from fleet.accounts.forms import RoleForm, SolaxAccountForm
+from fleet.accounts.forms import RoleForm, SafetyEnvelopeForm, SolaxAccountForm
 from fleet.accounts.invitation_forms import InvitationForm
-from fleet.models import Invitation, Membership, Organization, Role, SolaxAccount
+from fleet.models import Invitation, Membership, Organization, Role, SafetyEnvelope, SolaxAccount
 from fleet.views.base import HtmxHttpRequest
 
 INVITATIONS_SHOWN = 50
@@ -134,3 +135,21 @@ def member_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         member.delete()
         messages.success(request, f"{member.user} removed from {member.organization}.")
     return redirect("fleet-settings")
+
+
+@require_http_methods(["GET", "POST"])
+def envelope_edit(request: HtmxHttpRequest) -> HttpResponse:
+    """Admins set the organization's safety envelope, checked before any command is queued."""
+    membership = require_admin(request)
+    envelope = SafetyEnvelope.objects.filter(organization=membership.organization).first() or SafetyEnvelope(
+        organization=membership.organization)
+    form = SafetyEnvelopeForm(request.POST or None, instance=envelope)
+    if request.method == "POST":
+        if form.is_valid():
+            saved = form.save(commit=False)
+            saved.updated = timezone.now()
+            saved.save()
+            messages.success(request, "Saved the safety envelope.")
+            return redirect("fleet-settings")
+        return render(request, "fleet/envelope.html", {"form": form}, status=400)
+    return render(request, "fleet/envelope.html", {"form": form})
