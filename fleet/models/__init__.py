@@ -14,6 +14,18 @@ from fleet.models.commands import (
     TargetKind,
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SyncRun
+from fleet.models.prices import (
+    DayPlan,
+    PlanEdge,
+    PlanEdgeState,
+    PlanForm,
+    PlanState,
+    PriceInterval,
+    PriceRule,
+    PriceSeries,
+    PriceSource,
+    PriceZone,
+)
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
@@ -21,4 +33,6 @@ __all__ = [
     "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
     "Membership", "Occurrence", "OccurrenceState", "Organization", "Priority", "Resolution", "Role", "Schedule",
     "SolaxAccount", "SyncRun", "TargetKind",
+    "DayPlan", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule", "PriceSeries",
+    "PriceSource", "PriceZone",
 ]
