@@ -17,6 +17,7 @@ from fleet.views import (
     inverters,
     members,
     org,
+    prices,
     schedules,
 )
 
@@ -36,6 +37,15 @@ urlpatterns = [
     path("schedules/<uuid:code>/edit/", schedules.schedule_edit, name="fleet-schedule-edit"),
     path("schedules/<uuid:code>/pause/", schedules.schedule_pause, name="fleet-schedule-pause"),
     path("schedules/<uuid:code>/delete/", schedules.schedule_delete, name="fleet-schedule-delete"),
+    path("prices/", prices.price_zones, name="fleet-prices"),
+    path("prices/zones/new/", prices.price_zone_create, name="fleet-price-zone-create"),
+    path("prices/<uuid:code>/", prices.price_zone, name="fleet-price-zone"),
+    path("prices/<uuid:code>/upload/", prices.price_upload, name="fleet-price-upload"),
+    path("prices/<uuid:code>/rules/new/", prices.price_rule_create, name="fleet-price-rule-create"),
+    path("prices/rules/<uuid:code>/", prices.price_rule_edit, name="fleet-price-rule"),
+    path("prices/rules/<uuid:code>/plan/", prices.price_rule_plan, name="fleet-price-rule-plan"),
+    path("prices/plans/<uuid:code>/", prices.day_plan, name="fleet-day-plan"),
+    path("prices/plans/<uuid:code>/accept/", prices.day_plan_accept, name="fleet-day-plan-accept"),
     path("settings/", org.settings_page, name="fleet-settings"),
     path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
     path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),
