@@ -4,6 +4,7 @@ the edges the minute tick sends (fleet.prices.service)."""
 from __future__ import annotations
 
 import uuid
+from datetime import time
 from decimal import Decimal
 
 from django.conf import settings
@@ -90,8 +91,8 @@ class PriceRule(models.Model):
     charge_cap = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     min_soc = models.PositiveSmallIntegerField(default=10)
     no_export_negative = models.BooleanField(default=True)
-    window_start = models.TimeField(default="00:00")
-    window_end = models.TimeField(default="00:00")
+    window_start = models.TimeField(default=time(0))
+    window_end = models.TimeField(default=time(0))  # 00:00: midnight at the end of the day
     updated = models.DateTimeField(default=dj_timezone.now)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                    related_name="+")
