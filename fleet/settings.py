@@ -228,6 +228,9 @@ SCHEDULE_GRACE_MINUTES = _int("SCHEDULE_GRACE_MINUTES", 10, minimum=1)
 ENTSOE_ENABLED = _bool("ENTSOE_ENABLED", False)
 ENTSOE_API_TOKEN = env.str("ENTSOE_API_TOKEN", default="")
 ENTSOE_API_URL = env.str("ENTSOE_API_URL", default="https://web-api.tp.entsoe.eu/api")
+ENTSOE_FETCH_HOUR = _int("ENTSOE_FETCH_HOUR", 14, minimum=0)  # local hour of each zone from which tomorrow is asked
+if ENTSOE_FETCH_HOUR > 23:
+    raise ImproperlyConfigured("ENTSOE_FETCH_HOUR must be 0-23")
 if ENTSOE_ENABLED and not ENTSOE_API_TOKEN:
     raise ImproperlyConfigured("ENTSOE_ENABLED=true needs ENTSOE_API_TOKEN")
 # Control commands: how long devices may take to answer before the command expires, the first result
@@ -270,6 +273,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
     "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
     "prices-tick": {"task": "fleet.tasks.prices_tick", "schedule": 60.0, "options": {"expires": 55}},
+    # does nothing unless ENTSOE_ENABLED; asks only for zones still without tomorrow's prices
+    "prices-fetch": {"task": "fleet.tasks.fetch_prices", "schedule": 900.0, "options": {"expires": 600}},
     "commands-tick": {"task": "fleet.tasks.command_tick", "schedule": 5.0, "options": {"expires": 10}},
     # The mirror: a periodic sync sized to the budget, and charger status round-robin.
     "fleet-sync": {"task": "fleet.tasks.sync_fleets", "schedule": 300.0, "options": {"expires": 240}},

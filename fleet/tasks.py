@@ -24,6 +24,12 @@ def prices_tick() -> int:
 
 
 @shared_task(ignore_result=True)
+def fetch_prices() -> int:
+    """Every 15 minutes: fetch tomorrow's ENTSO-E prices where due (off unless ENTSOE_ENABLED)."""
+    return prices.fetch_due_zones().stored
+
+
+@shared_task(ignore_result=True)
 def command_tick() -> dict[str, int]:
     """Every few seconds: expire overdue commands and check chargers whose callbacks stayed away."""
     return tracking.tick()

@@ -79,6 +79,36 @@ def fetch_day(zone: PriceZone, day: date) -> PriceSeries:
     return store_series(zone, parsed, source="entsoe")
 
 
+@dataclass
+class FetchReport:
+    stored: int = 0
+    failed: int = 0
+
+
+def fetch_due_zones(now: datetime | None = None) -> FetchReport:
+    """Fetch tomorrow's prices for every zone with an ENTSO-E area code that lacks them, once the
+    zone's local time has passed ENTSOE_FETCH_HOUR (the platform publishes around 13:00 CET), and
+    re-plan. Returns how many days were stored and how many fetches failed (logged without the token)."""
+    report = FetchReport()
+    if not settings.ENTSOE_ENABLED:
+        return report
+    now = now or timezone.now()
+    for zone in PriceZone.objects.exclude(eic="").select_related("account"):
+        local = now.astimezone(ZoneInfo(zone.timezone))
+        tomorrow = local.date() + timedelta(days=1)
+        if local.hour < settings.ENTSOE_FETCH_HOUR or current_series(zone, tomorrow) is not None:
+            continue
+        try:
+            series = fetch_day(zone, tomorrow)
+        except entsoe.FetchError as exc:
+            report.failed += 1
+            log.warning("prices of %s for %s not fetched: %s", zone.name, tomorrow, exc)
+            continue
+        replan(series, now=now)
+        report.stored += 1
+    return report
+
+
 # Plans ------------------------------------------------------------------------------------------
 
 def rule_of(rule: PriceRule) -> compiler.Rule:

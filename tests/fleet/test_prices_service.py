@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import responses
 
 from fleet.models import (
     Command,
@@ -183,3 +185,40 @@ def test_a_plan_whose_day_is_over_cannot_be_accepted(zone, rule):
     plan = service.propose(rule, _store(zone))
     with pytest.raises(service.AcceptError, match="day is over"):
         service.accept(plan, now=datetime.combine(DAY + timedelta(days=2), time(0), UTC))
+
+
+# The ENTSO-E fetcher behind its setting (recorded answers, never the network) ------------------
+
+ANSWERS = Path(__file__).resolve().parents[1] / "fixtures" / "prices" / "entsoe"
+API = "https://web-api.tp.entsoe.eu/api"
+
+
+@pytest.fixture
+def entsoe_on(settings):  # type: ignore[no-untyped-def]
+    settings.ENTSOE_ENABLED, settings.ENTSOE_API_TOKEN, settings.ENTSOE_API_URL = True, "tok-123", API
+    settings.ENTSOE_FETCH_HOUR = 14
+    return settings
+
+
+@responses.activate
+def test_the_fetcher_stores_tomorrow_once_after_the_fetch_hour_and_replans(zone, rule, entsoe_on):
+    PriceZone.objects.filter(pk=zone.pk).update(eic="10Y1001A1001A82H")
+    responses.get(API, body=(ANSWERS / "answer_a44_DE-LU_2026-06-15.xml").read_bytes())
+    assert service.fetch_due_zones(datetime(2026, 6, 14, 10, tzinfo=UTC)).stored == 0  # 12:00 local: too early
+    assert len(responses.calls) == 0
+    assert service.fetch_due_zones(datetime(2026, 6, 14, 13, tzinfo=UTC)).stored == 1
+    assert service.fetch_due_zones(datetime(2026, 6, 14, 14, tzinfo=UTC)).stored == 0  # already there
+    assert len(responses.calls) == 1
+    assert DayPlan.objects.get().state == PlanState.PROPOSED  # re-planned for the rule
+
+
+@responses.activate
+def test_the_fetcher_is_off_by_default_and_a_failure_is_counted(zone, settings):
+    PriceZone.objects.filter(pk=zone.pk).update(eic="10Y1001A1001A82H")
+    assert settings.ENTSOE_ENABLED is False
+    assert service.fetch_due_zones(datetime(2026, 6, 14, 13, tzinfo=UTC)).stored == 0
+    assert len(responses.calls) == 0
+    settings.ENTSOE_ENABLED, settings.ENTSOE_API_TOKEN, settings.ENTSOE_API_URL = True, "tok-123", API
+    responses.get(API, body=(ANSWERS / "answer_no_data.xml").read_bytes())
+    report = service.fetch_due_zones(datetime(2026, 6, 14, 13, tzinfo=UTC))
+    assert (report.stored, report.failed) == (0, 1)
