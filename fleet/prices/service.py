@@ -149,6 +149,8 @@ def propose(rule: PriceRule, series: PriceSeries) -> DayPlan:
         notes.append(f"{plan.capped} interval(s) the rule wanted are above the grid-charge cap: not charged.")
     if not plan.periods:
         notes.append("Nothing to do on this day: no interval meets the rule.")
+    # one proposal per rule and day at a time: the newest prices make the older proposal moot
+    DayPlan.objects.filter(rule=rule, day=series.day, state=PlanState.PROPOSED).update(state=PlanState.SUPERSEDED)
     return DayPlan.objects.create(
         rule=rule, series=series, day=series.day, form=form, calls=calls, notes=notes,
         avg_charge=plan.avg_charge, avg_discharge=plan.avg_discharge,

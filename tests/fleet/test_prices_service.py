@@ -222,3 +222,12 @@ def test_the_fetcher_is_off_by_default_and_a_failure_is_counted(zone, settings):
     responses.get(API, body=(ANSWERS / "answer_no_data.xml").read_bytes())
     report = service.fetch_due_zones(datetime(2026, 6, 14, 13, tzinfo=UTC))
     assert (report.stored, report.failed) == (0, 1)
+
+
+def test_a_new_proposal_retires_the_older_one_of_the_day(zone, rule):
+    first = service.propose(rule, _store(zone))
+    second = service.propose(rule, _store(zone, list(reversed(DUCK))))
+    first.refresh_from_db()
+    assert (first.state, second.state) == (PlanState.SUPERSEDED, PlanState.PROPOSED)
+    with pytest.raises(service.AcceptError, match="superseded"):
+        service.accept(first, now=EVENING_BEFORE)
