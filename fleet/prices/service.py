@@ -190,8 +190,9 @@ def accept(plan: DayPlan, *, user: Any = None, now: datetime | None = None, forc
         previous = accepted_plan(plan.rule, locked.day)
         if previous is not None:
             sent = PlanEdge.objects.filter(plan=previous).exclude(state=PlanEdgeState.PENDING).exists()
+            # a replacement counts once something of the replaced plan reached the devices
             replaced_before = DayPlan.objects.filter(rule=plan.rule, day=locked.day, state=PlanState.SUPERSEDED,
-                                                     accepted_at__isnull=False).exists()
+                                                     sent_edges__state=PlanEdgeState.FIRED).exists()
             if sent and replaced_before and not force:
                 raise AcceptError("this day's plan was already replaced once after it was sent; force to replace it")
             PlanEdge.objects.filter(plan=previous, state=PlanEdgeState.PENDING).update(state=PlanEdgeState.SUPERSEDED)

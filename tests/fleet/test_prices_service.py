@@ -231,3 +231,17 @@ def test_a_new_proposal_retires_the_older_one_of_the_day(zone, rule):
     assert (first.state, second.state) == (PlanState.SUPERSEDED, PlanState.PROPOSED)
     with pytest.raises(service.AcceptError, match="superseded"):
         service.accept(first, now=EVENING_BEFORE)
+
+
+def test_replacing_a_plan_before_anything_was_sent_does_not_count(zone, rule):
+    noon = datetime(2026, 6, 15, 10, tzinfo=UTC)
+    service.accept(service.propose(rule, _store(zone)), now=EVENING_BEFORE)
+    changed = list(DUCK)
+    changed[20] = 500
+    assert service.replan(_store(zone, changed), now=EVENING_BEFORE).replaced == 1  # nothing sent yet
+    assert service.tick(day_bounds(DAY, BERLIN)[0]).fired == 1  # midnight: the windows go out
+    changed[21] = 600
+    assert service.replan(_store(zone, changed), now=noon).replaced == 1  # the day's one replacement of a sent plan
+    assert service.tick(noon).fired == 1
+    changed[22] = 700
+    assert service.replan(_store(zone, changed), now=noon).replaced == 0  # the next one waits for an operator
