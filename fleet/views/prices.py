@@ -129,8 +129,13 @@ def period_rows(plan: DayPlan, tz: ZoneInfo) -> list[PeriodRow]:
 
 
 def _edge_rows(plan: DayPlan, tz: ZoneInfo) -> list[dict[str, Any]]:
-    return [{"at": datetime.fromisoformat(e["at"]).astimezone(tz), "label": e["label"],
+    return [{"at": _local(datetime.fromisoformat(e["at"]), tz), "label": e["label"],
              "action": describe_action(e["action"])} for e in plan.edges]
+
+
+def _local(at: datetime, tz: ZoneInfo) -> str:
+    local = at.astimezone(tz)
+    return f"{local:%a %d %b %H:%M} {local.tzname()}"
 
 
 # Pages ------------------------------------------------------------------------------------------
@@ -279,6 +284,8 @@ def day_plan(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     plan = day_plan_for_user(request, code)
     tz = ZoneInfo(plan.rule.zone.timezone)
     sent = list(PlanEdge.objects.filter(plan=plan).select_related("command").prefetch_related("command__results"))
+    for edge in sent:
+        edge.local_due = _local(edge.due_at, tz)  # type: ignore[attr-defined]
     unit = PER_MWH[plan.series.unit]
     context = {
         "plan": plan, "zone": plan.rule.zone, "rows": period_rows(plan, tz), "edges": _edge_rows(plan, tz),

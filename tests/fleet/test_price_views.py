@@ -216,6 +216,8 @@ def test_planning_shows_the_plan_with_its_cost_before_accepting(operator_client,
     body = operator_client.get(response["Location"]).content.decode()
     assert "1 control call" in body and "130.00" in body  # the spread of the duck curve
     assert "11:00" in body and "14:00" in body and "18:00" in body and "20:00" in body
+    midnight = day_bounds(plan.day, BERLIN)[0].astimezone(BERLIN)
+    assert f"{midnight:%a %d %b} 00:00 {midnight.tzname()}" in body  # the windows write, in the zone's time
     assert 'action="/prices/plans/' in body and "csrfmiddlewaretoken" in body
     assert not PlanEdge.objects.exists()  # nothing is due before it is accepted
     assert plan.state == PlanState.PROPOSED
