@@ -270,6 +270,16 @@ SOLAX_SWEEP_SECONDS = _int("SOLAX_SWEEP_SECONDS", 20, minimum=1)
 SOLAX_STALE_GRACE_SECONDS = _int("SOLAX_STALE_GRACE_SECONDS", 30, minimum=0)
 # Schedules: an edge whose tick comes later than this (worker down) is marked missed, not sent late.
 SCHEDULE_GRACE_MINUTES = _int("SCHEDULE_GRACE_MINUTES", 10, minimum=1)
+# Day-ahead prices from the ENTSO-E transparency platform (off by default; the token is a secret and
+# required once the fetcher is on). Uploads work without it.
+ENTSOE_ENABLED = _bool("ENTSOE_ENABLED", False)
+ENTSOE_API_TOKEN = env.str("ENTSOE_API_TOKEN", default="")
+ENTSOE_API_URL = env.str("ENTSOE_API_URL", default="https://web-api.tp.entsoe.eu/api")
+ENTSOE_FETCH_HOUR = _int("ENTSOE_FETCH_HOUR", 14, minimum=0)  # local hour of each zone from which tomorrow is asked
+if ENTSOE_FETCH_HOUR > 23:
+    raise ImproperlyConfigured("ENTSOE_FETCH_HOUR must be 0-23")
+if ENTSOE_ENABLED and not ENTSOE_API_TOKEN:
+    raise ImproperlyConfigured("ENTSOE_ENABLED=true needs ENTSOE_API_TOKEN")
 # Control commands: how long devices may take to answer before the command expires, the first result
 # poll's delay (doubled each poll up to the cap), and how long EV callbacks may stay away before a
 # getPileInfo check of the chargers still pending.
@@ -313,6 +323,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "calls-sweep": {"task": "fleet.tasks.sweep_calls", "schedule": 2.0, "options": {"expires": 4}},
     "calls-prune": {"task": "fleet.tasks.prune_attempts", "schedule": 3600.0, "options": {"expires": 600}},
     "schedules-tick": {"task": "fleet.tasks.schedules_tick", "schedule": 60.0, "options": {"expires": 55}},
+    "prices-tick": {"task": "fleet.tasks.prices_tick", "schedule": 60.0, "options": {"expires": 55}},
+    # does nothing unless ENTSOE_ENABLED; asks only for zones still without tomorrow's prices
+    "prices-fetch": {"task": "fleet.tasks.fetch_prices", "schedule": 900.0, "options": {"expires": 600}},
     "commands-tick": {"task": "fleet.tasks.command_tick", "schedule": 5.0, "options": {"expires": 10}},
     # The mirror: a periodic sync sized to the budget, and charger status round-robin.
     "fleet-sync": {"task": "fleet.tasks.sync_fleets", "schedule": 300.0, "options": {"expires": 240}},

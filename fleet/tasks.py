@@ -7,6 +7,7 @@ from celery import shared_task
 
 from fleet.commands import tracking
 from fleet.mirror import chargers, sync
+from fleet.prices import service as prices
 from fleet.schedules import service
 
 
@@ -14,6 +15,18 @@ from fleet.schedules import service
 def schedules_tick() -> int:
     """Every minute: fire the due edges of every schedule once; returns how many fired."""
     return service.tick().fired
+
+
+@shared_task(ignore_result=True)
+def prices_tick() -> int:
+    """Every minute: send the due edges of accepted price plans once; returns how many fired."""
+    return prices.tick().fired
+
+
+@shared_task(ignore_result=True)
+def fetch_prices() -> int:
+    """Every 15 minutes: fetch tomorrow's ENTSO-E prices where due (off unless ENTSOE_ENABLED)."""
+    return prices.fetch_due_zones().stored
 
 
 @shared_task(ignore_result=True)

@@ -13,9 +13,12 @@ from fleet.models import (
     ApiCall,
     Charger,
     Command,
+    DayPlan,
     Group,
     Inverter,
     Membership,
+    PriceRule,
+    PriceZone,
     Role,
     SavedSelection,
     Schedule,
@@ -139,6 +142,28 @@ def command_for_user(request: HttpRequest, code: object) -> Command:
 
 def schedule_for_user(request: HttpRequest, code: object) -> Schedule:
     return _in_organization(request, Schedule.objects.select_related("account", "group"), code, "schedule")
+
+
+def price_zone_for_user(request: HttpRequest, code: object) -> PriceZone:
+    return _in_organization(request, PriceZone.objects.select_related("account"), code, "price zone")
+
+
+def price_rule_for_user(request: HttpRequest, code: object) -> PriceRule:
+    organization = current_membership(request).organization
+    rule = (PriceRule.objects.select_related("zone__account", "group")
+            .filter(code=parse_code(code), zone__account__organization=organization).first())
+    if rule is None:
+        raise Http404("No such price rule in your organization.")
+    return rule
+
+
+def day_plan_for_user(request: HttpRequest, code: object) -> DayPlan:
+    organization = current_membership(request).organization
+    plan = (DayPlan.objects.select_related("rule__zone__account", "rule__group", "series", "accepted_by")
+            .filter(code=parse_code(code), rule__zone__account__organization=organization).first())
+    if plan is None:
+        raise Http404("No such plan in your organization.")
+    return plan
 
 
 def sync_run_for_user(request: HttpRequest, code: object) -> SyncRun:

@@ -182,8 +182,8 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
     now = timezone.now()
-    # Schedules are approved when they are made: an edge that waited for a second operator would miss its time.
-    approval = source != "schedule" and safety.needs_approval(account, len(resolved.devices))
+    # Schedules and price plans are approved when made: an edge that waited for a second operator would miss its time.
+    approval = source not in ("schedule", "prices") and safety.needs_approval(account, len(resolved.devices))
     with transaction.atomic():
         command = Command.objects.create(
             account=account, kind=resolved.kind, target_kind=target.kind,

@@ -16,12 +16,25 @@ from fleet.models.commands import (
 )
 from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
 from fleet.models.once import OnceKey
+from fleet.models.prices import (
+    DayPlan,
+    PlanEdge,
+    PlanEdgeState,
+    PlanForm,
+    PlanState,
+    PriceInterval,
+    PriceRule,
+    PriceSeries,
+    PriceSource,
+    PriceZone,
+)
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
-    "CommandBatch", "CommandKind", "CommandState", "DeviceResult", "DeviceState", "Edge", "Group", "Inverter",
-    "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey", "Organization",
-    "Priority", "Resolution", "Role", "SafetyEnvelope", "SavedSelection", "Schedule", "SolaxAccount",
-    "SyncRun", "TargetKind",
+    "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
+    "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
+    "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
+    "PriceSeries", "PriceSource", "PriceZone", "Priority", "Resolution", "Role", "SafetyEnvelope",
+    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
 ]
