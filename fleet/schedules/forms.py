@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from fleet.commands.actions import CommandError, build_action
 from fleet.commands.targets import Target, resolve_target
-from fleet.models import Group, Organization, SolaxAccount, TargetKind
+from fleet.models import Group, Organization, SavedSelection, SolaxAccount, TargetKind
 
 WEEKDAY_CHOICES = [(str(i), name) for i, name in enumerate(
     ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
@@ -32,7 +32,8 @@ def _errors_text(errors: dict[str, str]) -> str:
 
 
 # A schedule reaches a group, a selection of inverters or chargers (one inverter is a selection of one).
-SCHEDULE_TARGETS = (TargetKind.GROUP, TargetKind.SELECTION, TargetKind.CHARGERS)
+SCHEDULE_TARGETS = (TargetKind.GROUP, TargetKind.GROUPS, TargetKind.FLEET, TargetKind.SAVED, TargetKind.SELECTION,
+                    TargetKind.CHARGERS)
 
 
 class TargetForm(forms.Form):
@@ -44,6 +45,9 @@ class TargetForm(forms.Form):
                                      empty_label=None)
     target_kind = forms.ChoiceField(label="Target", choices=[(k.value, k.label) for k in SCHEDULE_TARGETS])
     group = forms.ChoiceField(required=False, choices=[])
+    groups = forms.MultipleChoiceField(required=False, choices=[], label="Groups (for several groups)",
+                                       widget=forms.SelectMultiple(attrs={"size": 5}))
+    selection = forms.ChoiceField(required=False, choices=[], label="Saved selection")
     sns = forms.CharField(label="SNs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
                           help_text="Inverter or charger SNs, comma-separated or one per line.")
 
@@ -60,6 +64,12 @@ class TargetForm(forms.Form):
         group_field: Any = self.fields["group"]
         group_field.choices = [("", "—")] + [
             (str(g.code), f"{g.account.name} · {g.name}" if several else g.name) for g in groups]
+        groups_field: Any = self.fields["groups"]
+        groups_field.choices = group_field.choices[1:]
+        selections = SavedSelection.objects.filter(account__organization=organization).select_related("account")
+        selection_field: Any = self.fields["selection"]
+        selection_field.choices = [("", "—")] + [
+            (str(s.code), f"{s.account.name} · {s.name}" if several else s.name) for s in selections]
 
     def clean_target(self, cleaned: dict[str, Any]) -> None:
         """Put the target's ``group_obj`` (a Group or None) and ``sns_list`` in ``cleaned``, resolved
@@ -68,19 +78,35 @@ class TargetForm(forms.Form):
         kind = cleaned.get("target_kind")
         if account is None or kind is None:
             return
-        group = None
+        group = selection = None
+        groups: tuple[Group, ...] = ()
         if kind == TargetKind.GROUP:
             code = cleaned.get("group")
             group = Group.objects.filter(account=account, code=str(code)).first() if _is_uuid(code) else None
+        elif kind == TargetKind.GROUPS:
+            codes = [str(c) for c in cleaned.get("groups") or [] if _is_uuid(c)]
+            groups = tuple(Group.objects.filter(account=account, code__in=codes, removed=False))
+            if not groups or len(groups) != len(codes):
+                self.add_error("groups", "Choose one or more groups of this account.")
+                return
+        elif kind == TargetKind.SAVED:
+            code = cleaned.get("selection")
+            selection = (SavedSelection.objects.filter(account=account, code=str(code)).first()
+                         if _is_uuid(code) else None)
+            if selection is None:
+                self.add_error("selection", "Choose a saved selection of this account.")
+                return
         cleaned["group_obj"], cleaned["sns_list"] = group, []
-        target = Target(kind=kind, group=group, sns=tuple(_split_sns(cleaned.get("sns") or "")))
+        cleaned["groups_objs"], cleaned["selection_obj"] = groups, selection
+        target = Target(kind=kind, group=group, sns=tuple(_split_sns(cleaned.get("sns") or "")), groups=groups,
+                        selection=selection)
         try:
             resolved = resolve_target(account, target, require_devices=False)
         except CommandError as exc:
             for name, problem in exc.errors.items():
                 self.add_error("group" if name == "group" else "sns", _sentence(problem))
             return
-        if kind != TargetKind.GROUP:
+        if kind in (TargetKind.SELECTION, TargetKind.CHARGERS, TargetKind.INVERTER):
             cleaned["sns_list"] = resolved.sns
 
 

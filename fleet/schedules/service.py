@@ -27,13 +27,14 @@ from django.utils import timezone
 
 from fleet.commands.actions import CommandError
 from fleet.commands.service import create_command
-from fleet.commands.targets import Target
+from fleet.commands.targets import Target, cover, resolve_target
 from fleet.models import (
     Command,
     Edge,
     Group,
     Occurrence,
     OccurrenceState,
+    SavedSelection,
     Schedule,
     SolaxAccount,
     TargetKind,
@@ -123,19 +124,23 @@ def send_edge(occurrence: Occurrence) -> Command | None:
     schedule = occurrence.schedule
     if schedule.target_kind == TargetKind.GROUP and schedule.group is None:
         raise EdgeRejected("the group of this schedule no longer exists")
+    if schedule.target_kind == TargetKind.SAVED and schedule.selection is None:
+        raise EdgeRejected("the saved selection of this schedule no longer exists")
     action = schedule.start_action if occurrence.edge == Edge.START else schedule.end_action
     return send_action(schedule.account, schedule.target_kind, schedule.group, list(schedule.sns), action,
-                       user=schedule.created_by, source="schedule")
+                       user=schedule.created_by, source="schedule", groups=tuple(schedule.groups.all()),
+                       selection=schedule.selection)
 
 
 def send_action(account: SolaxAccount, target_kind: str, group: Group | None, sns: list[str],
                 action: dict[str, Any], *, user: Any = None, ip: str | None = None,
-                source: str = "schedule") -> Command:
+                source: str = "schedule", groups: tuple[Group, ...] = (),
+                selection: SavedSelection | None = None) -> Command:
     """Create a command through the command service and return it.
 
     Raises EdgeRejected when the service refuses the action or the target.
     """
-    target = Target(kind=target_kind, group=group, sns=tuple(sns))
+    target = Target(kind=target_kind, group=group, sns=tuple(sns), groups=groups, selection=selection)
     try:
         command: Command = create_command(account, target, action, user=user, ip=ip, source=source)
     except CommandError as exc:
@@ -213,17 +218,28 @@ def _record(schedule: Schedule, planned: PlannedEdge, state: str) -> str | None:
 
 # Saving and reserving -------------------------------------------------------------------------
 
-def calls_per_edge(target_kind: str, sns: Iterable[str]) -> int:
-    """Return the control calls one edge needs: one for a group, one per 100 SNs otherwise."""
+def calls_per_edge(target_kind: str, sns: Iterable[str], *, account: SolaxAccount | None = None,
+                   groups: tuple[Group, ...] = (), selection: SavedSelection | None = None) -> int:
+    """Return the control calls one edge needs: one for a group, one per 100 SNs of a selection or of
+    chargers; for several groups, the fleet or a saved selection, what the command's cover would use
+    today (its members are read again at each edge)."""
     if target_kind == TargetKind.GROUP:
         return 1
+    if target_kind in (TargetKind.GROUPS, TargetKind.FLEET, TargetKind.SAVED) and account is not None:
+        target = Target(kind=target_kind, groups=groups, selection=selection)
+        try:
+            return max(1, len(cover(account, resolve_target(account, target))))
+        except CommandError:
+            return 1
     return max(1, math.ceil(len(list(sns)) / MAX_SNS_PER_CALL))
 
 
 def prepare(schedule: Schedule, now: datetime | None = None) -> Schedule:
     """Fill the derived fields (calls per edge, next edge) before a save; returns the schedule."""
     now = now or timezone.now()
-    schedule.calls_per_edge = calls_per_edge(schedule.target_kind, schedule.sns)
+    groups = tuple(schedule.groups.all()) if schedule.pk and schedule.target_kind == TargetKind.GROUPS else ()
+    schedule.calls_per_edge = calls_per_edge(schedule.target_kind, schedule.sns, account=schedule.account,
+                                             groups=groups, selection=schedule.selection)
     upcoming = next_edge(schedule, now) if schedule.enabled else None
     schedule.next_edge_at = upcoming.due_at if upcoming else None
     return schedule

@@ -25,6 +25,12 @@ def describe_days(schedule: Schedule) -> str:
 def target_label(schedule: Schedule) -> str:
     if schedule.target_kind == TargetKind.GROUP:
         return f"Group {schedule.group.name}" if schedule.group else "Group (deleted)"
+    if schedule.target_kind == TargetKind.GROUPS:
+        return "Several groups"
+    if schedule.target_kind == TargetKind.FLEET:
+        return "The whole fleet"
+    if schedule.target_kind == TargetKind.SAVED:
+        return f"Selection {schedule.selection.name}" if schedule.selection else "Selection (deleted)"
     kind = "Chargers" if schedule.target_kind == TargetKind.CHARGERS else "Inverters"
     sns = list(schedule.sns)
     return f"{kind} {', '.join(sns[:3])}{f' +{len(sns) - 3}' if len(sns) > 3 else ''}"
@@ -34,15 +40,29 @@ def devices_of(schedules: list[Schedule]) -> dict[int, set[str]]:
     """Return {schedule pk: device keys}, groups expanded through the mirror's Inverter rows (one
     query). Inverters are "inv:SN" and chargers "ev:SN", so the two never collide."""
     group_ids = {s.group_id for s in schedules if s.target_kind == TargetKind.GROUP and s.group_id}
+    several = {s.pk: {g.pk for g in s.groups.all()} for s in schedules if s.target_kind == TargetKind.GROUPS}
+    group_ids |= {gid for ids in several.values() for gid in ids}
+    fleets = {s.account_id for s in schedules if s.target_kind == TargetKind.FLEET}
     members: dict[int, set[str]] = defaultdict(set)
     if group_ids:
         for group_id, sn in Inverter.objects.filter(group_id__in=group_ids, removed=False).values_list(
                 "group_id", "inverter_sn"):
             members[group_id].add(f"inv:{sn}")
+    fleet: dict[int, set[str]] = defaultdict(set)
+    if fleets:
+        for account_id, sn in Inverter.objects.filter(account_id__in=fleets, removed=False,
+                                                      group__removed=False).values_list("account_id", "inverter_sn"):
+            fleet[account_id].add(f"inv:{sn}")
     result = {}
     for s in schedules:
         if s.target_kind == TargetKind.GROUP:
             result[s.pk] = members.get(s.group_id or 0, set())
+        elif s.target_kind == TargetKind.GROUPS:
+            result[s.pk] = set().union(*(members.get(gid, set()) for gid in several[s.pk]))
+        elif s.target_kind == TargetKind.FLEET:
+            result[s.pk] = fleet.get(s.account_id, set())
+        elif s.target_kind == TargetKind.SAVED:
+            result[s.pk] = {f"inv:{sn}" for sn in (s.selection.sns if s.selection else [])}
         else:
             prefix = "ev" if s.target_kind == TargetKind.CHARGERS else "inv"
             result[s.pk] = {f"{prefix}:{sn}" for sn in s.sns}

@@ -23,7 +23,7 @@ from fleet.accounts import once
 from fleet.accounts.access import account_choice, current_membership, require_operator, schedule_for_user
 from fleet.accounts.forms import client_address
 from fleet.commands.actions import describe_action
-from fleet.models import DeviceResult, Occurrence, Schedule
+from fleet.models import DeviceResult, Occurrence, Schedule, TargetKind
 from fleet.schedules import service, timeline
 from fleet.schedules.forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
 from fleet.views.base import HtmxHttpRequest
@@ -63,7 +63,8 @@ def schedule_list(request: HtmxHttpRequest) -> HttpResponse:
     if account is None:
         return render(request, "fleet/schedules.html", context)
     now = timezone.now()
-    every = list(Schedule.objects.filter(account=account).select_related("group").order_by("name", "id"))
+    every = list(Schedule.objects.filter(account=account).select_related("group", "selection")
+                 .prefetch_related("groups").order_by("name", "id"))
     query = request.GET.get("q", "").strip()
     matching = [s for s in every if query.lower() in s.name.lower()] if query else every
     page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -87,10 +88,19 @@ def _assign(schedule: Schedule, data: dict[str, Any]) -> None:
     schedule.name = data["name"]
     schedule.target_kind = data["target_kind"]
     schedule.group = data["group_obj"]
+    schedule.selection = data.get("selection_obj")
     schedule.sns = data["sns_list"]
     for name in ("start_action", "end_action", "start_time", "end_time", "date", "weekdays", "timezone",
                  "valid_from", "valid_until", "enabled"):
         setattr(schedule, name, data[name])
+
+
+def _save(schedule: Schedule, data: dict[str, Any]) -> None:
+    """Save the schedule with its derived fields; several groups are a relation, set after the row."""
+    service.prepare(schedule).save()
+    schedule.groups.set(data.get("groups_objs") or ())
+    if schedule.target_kind == TargetKind.GROUPS:  # its calls per edge depend on the groups just set
+        service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at"])
 
 
 def _preset_or_custom(action: dict[str, int]) -> tuple[str, str]:
@@ -108,6 +118,8 @@ def _initial(schedule: Schedule) -> dict[str, Any]:
         "start_preset": start_preset, "end_preset": end_preset,
         "account": schedule.account.code, "name": schedule.name, "target_kind": schedule.target_kind,
         "group": str(schedule.group.code) if schedule.group else "", "sns": ", ".join(schedule.sns),
+        "groups": [str(g.code) for g in schedule.groups.all()],
+        "selection": str(schedule.selection.code) if schedule.selection else "",
         "start_action": start_action, "end_action": end_action,
         "start_time": schedule.start_time, "end_time": schedule.end_time, "date": schedule.date,
         "weekdays": [str(d) for d in schedule.weekdays], "timezone": schedule.timezone,
@@ -128,7 +140,7 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
         try:
             # A double submit must not create the schedule twice (it would fire twice).
             with once.claim(request, "schedule-create", once.posted_fingerprint(request)) as claimed:
-                service.prepare(schedule).save()
+                _save(schedule, form.cleaned_data)
                 claimed.done(reverse("fleet-schedule-detail", args=[schedule.code]))
         except once.AlreadyDone as done:
             return once.replay(request, done)
@@ -149,7 +161,7 @@ def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     form = ScheduleForm(request.POST or None, organization=membership.organization, initial=_initial(schedule))
     if request.method == "POST" and form.is_valid():
         _assign(schedule, form.cleaned_data)
-        service.prepare(schedule).save()
+        _save(schedule, form.cleaned_data)
         messages.success(request, f"Schedule “{schedule.name}” saved.")
         return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {"form": form, "schedule": schedule})

@@ -15,6 +15,7 @@ from fleet.models import (
     ApiCall,
     CallState,
     Command,
+    Edge,
     Group,
     Inverter,
     Occurrence,
@@ -352,3 +353,37 @@ def test_a_window_across_midnight_is_drawn_on_both_days(account, group):
     assert [(s.continues, round(s.left, 2), round(s.width, 2)) for s in friday.segments] == [(True, 91.67, 8.33)]
     assert [(s.continued, s.left, s.width) for s in saturday.segments] == [(True, 0, 25.0)]
     assert all(not r.segments for i, r in enumerate(rows) if i not in (4, 5))
+
+
+# The same targets as commands -------------------------------------------------------------------
+
+def test_a_schedule_reaches_several_groups_the_fleet_or_a_saved_selection(account, group):
+    from fleet.models import SavedSelection
+
+    other = Group.objects.create(account=account, remote_id="77", name="South", device_count=1)
+    Inverter.objects.create(account=account, group=other, remote_id="s1", inverter_sn="SOUTH1")
+    selection = SavedSelection.objects.create(account=account, name="Pilot", sns=["SOUTH1"])
+    several = make(account, None, name="Both", target_kind=TargetKind.GROUPS)
+    several.groups.set([group, other])
+    fleet = make(account, None, name="All", target_kind=TargetKind.FLEET)
+    saved = make(account, None, name="Saved", target_kind=TargetKind.SAVED, selection=selection)
+    for schedule, expected in ((several, "2 groups"), (fleet, "the whole fleet"), (saved, "selection Pilot")):
+        occurrence = Occurrence.objects.create(schedule=schedule, local_date=date(2026, 1, 15), edge=Edge.START,
+                                               due_at=utc(2026, 1, 15, 1))
+        command = service.send_edge(occurrence)
+        assert expected in command.label and command.source == "schedule"
+    assert timeline.target_label(saved) == "Selection Pilot"
+    assert timeline.devices_of([fleet])[fleet.pk] >= {"inv:SOUTH1"}
+
+
+def test_a_schedule_whose_selection_was_deleted_is_rejected_with_a_reason(account):
+    from fleet.models import SavedSelection
+
+    selection = SavedSelection.objects.create(account=account, name="Gone", sns=["X1"])
+    schedule = make(account, None, name="Saved", target_kind=TargetKind.SAVED, selection=selection)
+    selection.delete()
+    schedule.refresh_from_db()
+    occurrence = Occurrence.objects.create(schedule=schedule, local_date=date(2026, 1, 15), edge=Edge.START,
+                                           due_at=utc(2026, 1, 15, 1))
+    with pytest.raises(service.EdgeRejected, match="saved selection"):
+        service.send_edge(occurrence)
