@@ -1,7 +1,9 @@
 """Writes to the cloud's groups and members, at management priority, and their handlers.
 
 Every request is an ApiCall with a handler; the local row changes only in the handler, when the cloud
-confirms. ``context["codes"]`` names the local objects a call touches, so a page can show a pending
+confirms, and records when (``confirmed_at``) so that a sync page asked for before cannot revert it.
+After a member add or replace the group's members are re-read: the answer carries no dongle SN, which
+is what the command results are keyed by. ``context["codes"]`` names the local objects a call touches, so a page can show a pending
 change or the vendor's error beside each of them (``changes_for``).
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from fleet import calls
+from fleet import calls, sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount
 from solax import endpoints
 from solax.errors import RequestValidationError
@@ -176,7 +178,7 @@ def on_group_add(call: ApiCall, outcome: calls.Outcome) -> None:
     group, _ = Group.objects.update_or_create(
         account=call.account, remote_id=remote_id,
         defaults={"name": call.context["name"], "removed": False, "remote_created": now, "remote_updated": None,
-                  "device_count": 0, "members_synced_at": now})
+                  "device_count": 0, "members_synced_at": now, "confirmed_at": now})
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(group.code)]})
 
 
@@ -184,15 +186,16 @@ def on_group_add(call: ApiCall, outcome: calls.Outcome) -> None:
 def on_group_update(call: ApiCall, outcome: calls.Outcome) -> None:
     if _ok(outcome):
         Group.objects.filter(account=call.account, code__in=call.context["codes"]).update(
-            name=call.context["name"])
+            name=call.context["name"], confirmed_at=timezone.now())
 
 
 def _groups_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
     if not _ok(outcome):
         return
+    now = timezone.now()
     groups = Group.objects.filter(account=call.account, code__in=call.context["codes"])
-    Inverter.objects.filter(group__in=groups, removed=False).update(removed=True)
-    groups.update(removed=True)
+    Inverter.objects.filter(group__in=groups, removed=False).update(removed=True, confirmed_at=now)
+    groups.update(removed=True, confirmed_at=now)
 
 
 calls.register("mirror.group_delete")(_groups_deleted)
@@ -208,27 +211,37 @@ def on_member_add(call: ApiCall, outcome: calls.Outcome) -> None:
     if group is None:
         return
     remote_id = endpoints.RESULT_PARSERS["inverter_add"](outcome.envelope)
+    now = timezone.now()
     member, _ = Inverter.objects.update_or_create(
         account=call.account, remote_id=remote_id,
         defaults={"group": group, "inverter_sn": call.context["sn"], "dongle_sn": "", "removed": False,
-                  "in_group": True, "remote_created": timezone.now()})
-    Group.objects.filter(pk=group.pk).update(device_count=F("device_count") + 1)
+                  "in_group": True, "remote_created": now, "confirmed_at": now})
+    Group.objects.filter(pk=group.pk).update(device_count=F("device_count") + 1, confirmed_at=now)
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(member.code)]})
+    sync.request_members_reread(group)  # the answer has no dongle SN: read it from the group's members
 
 
 @calls.register("mirror.inverter_update")
 def on_member_replace(call: ApiCall, outcome: calls.Outcome) -> None:
-    if _ok(outcome):
-        # The new inverter's dongle is not in the answer; the next sync reads it.
-        Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
-            inverter_sn=call.context["sn"], dongle_sn="", remote_updated=timezone.now())
+    if not _ok(outcome):
+        return
+    now = timezone.now()
+    # The new inverter's dongle is not in the answer: the group's members are re-read for it.
+    Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
+        inverter_sn=call.context["sn"], dongle_sn="", remote_updated=now, confirmed_at=now)
+    group = Group.objects.filter(account=call.account, code=call.context.get("group")).first()
+    if group is not None:
+        Group.objects.filter(pk=group.pk).update(confirmed_at=now)
+        sync.request_members_reread(group)
 
 
 def _members_deleted(call: ApiCall, outcome: calls.Outcome) -> None:
     if not _ok(outcome):
         return
+    now = timezone.now()
     members = Inverter.objects.filter(account=call.account, code__in=call.context["codes"], removed=False)
-    removed = members.update(removed=True)
+    removed = members.update(removed=True, confirmed_at=now)
+    Group.objects.filter(account=call.account, code=call.context["group"]).update(confirmed_at=now)
     Group.objects.filter(account=call.account, code=call.context["group"], device_count__gte=removed).update(
         device_count=F("device_count") - removed)
 

@@ -100,6 +100,8 @@ class CommandBatch(models.Model):
     state = models.CharField(max_length=10, choices=CommandState.choices, default=CommandState.QUEUED)
     polls = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Answers for SNs the mirror does not know (SN -> the vendor's text): recorded, never dropped.
+    unmatched = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["task_id"], name="batch_task")]
