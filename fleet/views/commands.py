@@ -15,7 +15,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet import commands
+from fleet import command_tracking, commands
 from fleet.access import account_choice, current_membership, require_operator
 from fleet.command_forms import CommandForm, initial_from_query
 from fleet.models import ApiCall, Command, CommandKind, CommandState, Membership, Resolution, SolaxAccount, TargetKind
@@ -145,6 +145,7 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     context: dict[str, object] = {
         "command": command, "done": done, "membership": membership, "resolutions": Resolution.choices,
         "results": command.results.order_by("sn"),
+        "unmatched": command_tracking.unmatched_answers(command),
         "api_calls": (ApiCall.objects.filter(origin_code=command.code)
                       .only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
                             "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
