@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,13 +21,19 @@ from django.utils import timezone
 from fleet import calls, sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount
 from solax import endpoints
-from solax.errors import RequestValidationError
+from solax.errors import RequestValidationError, SolaxError
+from solax.models import Group as RemoteGroup
+from solax.models import Member as RemoteMember
 from solax.parsing import parse_envelope
 
 log = logging.getLogger("fleet.mirror")
 
 PENDING = (CallState.QUEUED, CallState.SENDING)
 RECENT = timedelta(minutes=30)  # how long a finished change stays on the page
+SEARCH_KEEP = 500  # items of a cloud search kept with its call (the ledger's copy of the body is bounded)
+# The answers a page reads again after the call finished, and the type of their items.
+STORED_ANSWERS: dict[str, type[RemoteGroup] | type[RemoteMember]] = {
+    "group_fuzzy_query": RemoteGroup, "inverter_fuzzy_query": RemoteMember}
 
 
 class MirrorError(Exception):
@@ -113,21 +119,49 @@ def request_group_search(account: SolaxAccount, name: str) -> ApiCall:
     """The cloud's fuzzy search by name (a read at poll priority: the operator is waiting)."""
     params = _params(endpoints.group_fuzzy_query_params, name)
     return calls.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
-                         priority=Priority.POLL, origin_kind="group")
+                         priority=Priority.POLL, origin_kind="group", handler="mirror.search")
 
 
 def request_member_search(group: Group, wifi_sn: str | None, inverter_sn: str | None) -> ApiCall:
     params = _params(endpoints.inverter_fuzzy_query_params, group.remote_id, wifi_sn, inverter_sn)
     return calls.enqueue(group.account, "inverter_fuzzy_query", params,
                          purpose=f"search members of {group.name}", priority=Priority.POLL,
-                         origin_kind="group", origin_code=group.code)
+                         origin_kind="group", origin_code=group.code, handler="mirror.search")
+
+
+@calls.register("mirror.search")
+def on_search(call: ApiCall, outcome: calls.Outcome) -> None:
+    """Keep what a cloud search found with its call, parsed: the ledger keeps only a bounded copy of
+    the body, which a page could not read again once a search finds more than a few members."""
+    if not _ok(outcome):
+        return
+    assert outcome.envelope is not None
+    try:
+        page = endpoints.RESULT_PARSERS[call.endpoint](outcome.envelope)
+    except SolaxError as exc:
+        ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "unreadable": str(exc)[:300]})
+        return
+    found = [asdict(item) for item in page.items[:SEARCH_KEEP]]
+    call.context = {**call.context, "found": found, "num": page.total}
+    ApiCall.objects.filter(pk=call.pk).update(context=call.context)
 
 
 def search_result(call: ApiCall) -> list[Any] | None:
-    """Return the items a finished fuzzy query found, or None while it is pending or if it failed."""
-    if call.state != CallState.SUCCEEDED or not call.response:
+    """Return the items a finished fuzzy query found (at most SEARCH_KEEP), or None while it is
+    pending or if it failed. An answer that cannot be read gives an empty list, never an error."""
+    if call.state != CallState.SUCCEEDED:
         return None
-    page = endpoints.RESULT_PARSERS[call.endpoint](parse_envelope(call.response))
+    kind = STORED_ANSWERS[call.endpoint]
+    context = call.context or {}
+    if "found" in context:
+        return [kind(**item) for item in context["found"]]
+    if not call.response:
+        return None
+    try:  # a call stored before answers were kept with it
+        page = endpoints.RESULT_PARSERS[call.endpoint](parse_envelope(call.response))
+    except SolaxError:
+        log.warning("the stored answer of call %s cannot be read again", call.code)
+        return []
     return list(page.items)
 
 
