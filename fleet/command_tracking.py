@@ -141,9 +141,10 @@ def on_task(call: ApiCall, outcome: calls.Outcome) -> None:
 @calls.register("commands.result")
 def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
     """getQueryResult answered (per dongle SN): record each device's answer; poll again while some
-    are pending and the command has not expired."""
+    are pending (ours, or devices the cloud lists that the mirror does not know) and the command has
+    not expired."""
     batch = _batch_of(call)
-    if batch is None or batch.command.state in FINAL_STATES:
+    if batch is None or (batch.command.state in FINAL_STATES and batch.state != CommandState.RUNNING):
         return
     answers: dict[str, str | None] = {}
     if outcome.state == CallState.SUCCEEDED:
@@ -168,7 +169,9 @@ def on_result(call: ApiCall, outcome: calls.Outcome) -> None:
     _record_unmatched(batch, answers, changed)
     DeviceResult.objects.bulk_update({r.pk: r for r in [*learned, *changed]}.values(),
                                      ["state", "answer", "answered_at", "dongle_sn"])
-    if len(changed) == len(pending):
+    # The cloud lists every device it controlled: one it still reports pending keeps the batch polled,
+    # even when it is not one of ours, so that its answer is recorded too.
+    if len(changed) == len(pending) and all(text is not None for text in answers.values()):
         batch.state = CommandState.SUCCEEDED
         batch.save(update_fields=["state"])
     elif not _expired(batch.command):
@@ -198,7 +201,7 @@ def _record_unmatched(batch: CommandBatch, answers: dict[str, str | None], match
     inverter SN): the cloud controlled a device the mirror does not know. Never dropped; shown on the
     command page as "answered, not in the mirror"."""
     names = {r.sn for r in matched} | {r.dongle_sn for r in matched if r.dongle_sn}
-    given = {sn: text for sn, text in answers.items() if text is not None and sn not in names}
+    given = {sn: text for sn, text in answers.items() if sn not in names}
     if not given:
         return
     for sn, dongle in DeviceResult.objects.filter(command=batch.command).filter(
@@ -206,15 +209,16 @@ def _record_unmatched(batch: CommandBatch, answers: dict[str, str | None], match
         names.add(sn)
         if dongle:
             names.add(dongle)
-    unmatched = {sn: text[:200] for sn, text in given.items() if sn not in names}
+    unmatched = {sn: (text[:200] if text is not None else None) for sn, text in given.items() if sn not in names}
     if unmatched and any(batch.unmatched.get(sn) != text for sn, text in unmatched.items()):
         batch.unmatched = {**batch.unmatched, **unmatched}
         CommandBatch.objects.filter(pk=batch.pk).update(unmatched=batch.unmatched)
 
 
-def unmatched_answers(command: Command) -> list[tuple[str, str]]:
-    """Return (SN, answer) for every device that answered the command but is not in the mirror."""
-    found: dict[str, str] = {}
+def unmatched_answers(command: Command) -> list[tuple[str, str | None]]:
+    """Return (SN, answer) for every device the cloud controlled for the command that the mirror does
+    not know; the answer is None while the cloud reports it pending."""
+    found: dict[str, str | None] = {}
     for unmatched in CommandBatch.objects.filter(command=command).exclude(unmatched={}).values_list(
             "unmatched", flat=True):
         found.update(unmatched or {})
