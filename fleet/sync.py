@@ -276,21 +276,24 @@ def apply_member_page(run: SyncRun | None, group: Group, page: Page[RemoteMember
     tz = _tz(run.account if run is not None else SolaxAccount.objects.only("timezone").get(pk=account_id))
     now = timezone.now()
     items = page.items
-    if requested_at is not None:
+    if connection.vendor == "postgresql":  # the statement itself leaves newer rows alone
+        rows = [(item.id, item.inverter_sn or "", item.wifi_sn or "", item.rated_power, item.in_group,
+                 remote_time(item.create_time, tz), remote_time(item.update_time, tz)) for item in items]
+        return _upsert_members_postgresql(account_id, group.pk, rows, now, requested_at)
+    # SQLite: the write lock of the handler's transaction keeps other writers out from here on. A local
+    # write always marks its group confirmed too, so an untouched group needs no look at its rows.
+    if requested_at is not None and Group.objects.filter(pk=group.pk, confirmed_at__gte=requested_at).exists():
         newer = set(Inverter.objects.filter(account_id=account_id, remote_id__in=[i.id for i in items],
                                             confirmed_at__gte=requested_at).values_list("remote_id", flat=True))
         items = [item for item in items if item.id not in newer]
     rows = [(item.id, item.inverter_sn or "", item.wifi_sn or "", item.rated_power, item.in_group,
              remote_time(item.create_time, tz), remote_time(item.update_time, tz)) for item in items]
-    if connection.vendor == "postgresql":
-        _upsert_members_postgresql(account_id, group.pk, rows, now, requested_at)
-    else:
-        Inverter.objects.bulk_create(
-            [Inverter(account_id=account_id, group_id=group.pk, remote_id=r[0], inverter_sn=r[1], dongle_sn=r[2],
-                      rated_power=r[3], in_group=r[4], remote_created=r[5], remote_updated=r[6], synced_at=now,
-                      removed=False) for r in rows],
-            update_conflicts=True, unique_fields=["account", "remote_id"], update_fields=_MEMBER_UPDATES,
-            batch_size=1000)
+    Inverter.objects.bulk_create(
+        [Inverter(account_id=account_id, group_id=group.pk, remote_id=r[0], inverter_sn=r[1], dongle_sn=r[2],
+                  rated_power=r[3], in_group=r[4], remote_created=r[5], remote_updated=r[6], synced_at=now,
+                  removed=False) for r in rows],
+        update_conflicts=True, unique_fields=["account", "remote_id"], update_fields=_MEMBER_UPDATES,
+        batch_size=1000)
     return len(rows)
 
 
@@ -299,11 +302,11 @@ _MEMBER_UPDATES = ["group", "inverter_sn", "dongle_sn", "rated_power", "in_group
 
 
 def _upsert_members_postgresql(account_id: int, group_id: int, rows: list[tuple[Any, ...]], now: datetime,
-                               requested_at: datetime | None = None) -> None:
+                               requested_at: datetime | None = None) -> int:
     """The same upsert as bulk_create(update_conflicts=True), as one statement over arrays: the large
     fleet's sync spent half its database time building 50,000 model instances and their SQL. A row
     confirmed after ``requested_at`` is left alone, checked in the statement itself so that a write
-    confirmed by another worker meanwhile is not overwritten either."""
+    confirmed by another worker meanwhile is not overwritten either. Returns the rows written."""
     table = connection.ops.quote_name(Inverter._meta.db_table)
     columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [() for _ in range(7)]
     sql = (  # only the model's own quoted table name is interpolated; every value is a parameter
@@ -320,6 +323,7 @@ def _upsert_members_postgresql(account_id: int, group_id: int, rows: list[tuple[
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [account_id, group_id, now, *(list(column) for column in columns), requested_at or now])
+        return int(cursor.rowcount)
 
 
 def finish_group_members(run: SyncRun | None, group: Group, read_from: datetime | None = None,
