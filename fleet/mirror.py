@@ -3,8 +3,8 @@
 Every request is an ApiCall with a handler; the local row changes only in the handler, when the cloud
 confirms, and records when (``confirmed_at``) so that a sync page asked for before cannot revert it.
 After a member add or replace the group's members are re-read: the answer carries no dongle SN, which
-is what the command results are keyed by. ``context["codes"]`` names the local objects a call touches, so a page can show a pending
-change or the vendor's error beside each of them (``changes_for``).
+is what the command results are keyed by. ``context["codes"]`` names the local objects a call touches,
+so a page can show a pending change or the vendor's error beside each of them (``changes_for``).
 """
 
 from __future__ import annotations

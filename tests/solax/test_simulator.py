@@ -986,7 +986,7 @@ def test_ids_come_as_numbers_or_strings(sim: SimulatorHandle) -> None:
 
 def test_times_come_quoted_or_not(sim: SimulatorHandle) -> None:
     group = first_group(sim)
-    page = dict(groupId=group, current=1, size=5)
+    page = {"groupId": group, "current": 1, "size": 5}
     assert '"createTime":2' in raw(sim, "/vppinverter/findByGroupId", **page)  # the doc's quirk
     assert '"createTime":"' in raw(sim, "/vppgroup/findAll", current=1, size=5)
     sim.configure(unquoted_create_time=False)
