@@ -119,17 +119,17 @@ def request_group_search(account: SolaxAccount, name: str) -> ApiCall:
     """The cloud's fuzzy search by name (a read at poll priority: the operator is waiting)."""
     params = _params(endpoints.group_fuzzy_query_params, name)
     return calls.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
-                         priority=Priority.POLL, origin_kind="group", handler="mirror.search")
+                         priority=Priority.POLL, origin_kind="group", handler="cloud_search.found")
 
 
 def request_member_search(group: Group, wifi_sn: str | None, inverter_sn: str | None) -> ApiCall:
     params = _params(endpoints.inverter_fuzzy_query_params, group.remote_id, wifi_sn, inverter_sn)
     return calls.enqueue(group.account, "inverter_fuzzy_query", params,
                          purpose=f"search members of {group.name}", priority=Priority.POLL,
-                         origin_kind="group", origin_code=group.code, handler="mirror.search")
+                         origin_kind="group", origin_code=group.code, handler="cloud_search.found")
 
 
-@calls.register("mirror.search")
+@calls.register("cloud_search.found")
 def on_search(call: ApiCall, outcome: calls.Outcome) -> None:
     """Keep what a cloud search found with its call, parsed: the ledger keeps only a bounded copy of
     the body, which a page could not read again once a search finds more than a few members."""

@@ -132,6 +132,12 @@ class Step:
         return not self.more and not self.problem
 
 
+def repeats(ids: list[str]) -> str:
+    """Return why a page that lists an id twice cannot be trusted, or ""."""
+    twice = len(ids) - len(set(ids))
+    return f"{twice} item(s) listed twice on one page" if twice else ""
+
+
 def next_step(number: int, asked: int, total: int, items: int, read: dict[str, Any]) -> Step:
     """Decide on the page after page ``number`` of a list (``asked`` items asked, ``items`` came back,
     the cloud's ``total``), given the read so far (``read["num"]``, ``read["seen"]``).
@@ -225,9 +231,10 @@ def apply_group_page(run: SyncRun, page: Page[RemoteGroup], *, full: bool = Fals
         "remote_id", "device_count", "remote_updated", "members_synced_at", "removed", "confirmed_at")}
     newer = {rid for rid, g in before.items()
              if requested_at is not None and g.confirmed_at is not None and g.confirmed_at >= requested_at}
+    items = {item.id: item for item in page.items if item.id not in newer}  # a repeated id once (next_step)
     rows = [Group(account=account, remote_id=item.id, name=item.name[:100], device_count=item.member_count,
                   remote_created=remote_time(item.create_time, tz), remote_updated=remote_time(item.update_time, tz),
-                  synced_at=now, removed=False) for item in page.items if item.id not in newer]
+                  synced_at=now, removed=False) for item in items.values()]
     Group.objects.bulk_create(rows, update_conflicts=True, unique_fields=["account", "remote_id"],
                               update_fields=["name", "device_count", "remote_created", "remote_updated",
                                              "synced_at", "removed"], batch_size=500)
@@ -275,7 +282,7 @@ def apply_member_page(run: SyncRun | None, group: Group, page: Page[RemoteMember
     account_id = group.account_id
     tz = _tz(run.account if run is not None else SolaxAccount.objects.only("timezone").get(pk=account_id))
     now = timezone.now()
-    items = page.items
+    items = list({item.id: item for item in page.items}.values())  # a repeated id once (next_step)
     if connection.vendor == "postgresql":  # the statement itself leaves newer rows alone
         rows = [(item.id, item.inverter_sn or "", item.wifi_sn or "", item.rated_power, item.in_group,
                  remote_time(item.create_time, tz), remote_time(item.update_time, tz)) for item in items]
@@ -386,11 +393,13 @@ def on_group_page(call: ApiCall, outcome: calls.Outcome) -> None:
     ctx = call.context
     number, full = int(ctx["page"]), bool(ctx.get("full"))
     step = next_step(number, _asked(call), page.total, len(page.items), ctx)
-    before = len(page.items)
+    ids = [item.id for item in page.items]
     changed = apply_group_page(run, page, full=full, requested_at=_requested_at(call))
-    fresh_rows = Group.objects.filter(account_id=run.account_id, remote_id__in=[i.id for i in page.items],
-                                      synced_at__gte=_requested_at(call)).count()
-    read = _read_state(call, step, skipped=before - fresh_rows if fresh_rows < before else 0)
+    newer = Group.objects.filter(account_id=run.account_id, remote_id__in=set(ids),
+                                 confirmed_at__gte=_requested_at(call)).count()
+    read = _read_state(call, step, skipped=newer)
+    if repeats(ids):
+        step = Step(step.num, step.seen, step.size, False, f"page {number}: {repeats(ids)}")
     member_pages = sum(max(1, math.ceil(g.device_count / page_size())) for g in changed)
     pages = max(1, math.ceil(step.num / max(1, step.size)))
     extra = member_pages + (pages - 1 if number == 1 and step.more else 0)
@@ -432,8 +441,11 @@ def on_member_page(call: ApiCall, outcome: calls.Outcome) -> None:
     page = endpoints.RESULT_PARSERS["inverter_query"](outcome.envelope)
     number = int(ctx["page"])
     step = next_step(number, _asked(call), page.total, len(page.items), ctx)
+    ids = [item.id for item in page.items]
     written = apply_member_page(run, group, page, requested_at=_requested_at(call))
-    read = _read_state(call, step, skipped=len(page.items) - written)
+    read = _read_state(call, step, skipped=len(set(ids)) - written)
+    if repeats(ids):
+        step = Step(step.num, step.seen, step.size, False, f"page {number}: {repeats(ids)}")
     if run is not None:
         # The cloud's count may have moved since the group page: correct the plan on the first page.
         pages = max(1, math.ceil(step.num / max(1, step.size)))

@@ -60,6 +60,7 @@ def test_every_stored_answer_kind_is_read_again(kind, demo_account, demo_cloud, 
     assert items is not None and len(items) == expected
     assert all(isinstance(item, mirror.STORED_ANSWERS[kind]) for item in items)
     assert all(isinstance(item.id, str) for item in items)
+    assert call not in mirror.changes_for(demo_account, "group").calls  # a search is not a pending change
     page = viewer_client.get(f"/cloud-search/{call.code}/", HTTP_HX_REQUEST="true")
     assert page.status_code == 286  # answered: the page stops polling
     assert f"{expected} found".encode() in page.content

@@ -267,7 +267,26 @@ def test_next_step_goes_by_the_count(number, asked, total, items, read, more, pr
         assert step.size == items
 
 
+def test_a_page_listing_an_item_twice_is_a_contradiction():
+    assert sync.repeats(["1", "2", "3"]) == ""
+    assert "1 item(s) listed twice" in sync.repeats(["1", "2", "1"])
+
+
 # Local writes: the dongle SN arrives, no sync reverts them (issue 12) ----------------------------------
+
+def test_writes_in_a_row_queue_one_reread_of_their_group(roomy, simulator):
+    _run_to_end(roomy)
+    group = Group.objects.filter(account=roomy).first()
+    for sn in _free_sns(simulator, 2):
+        mirror.request_member_add(group, sn)
+    for _ in range(2):
+        write = calls.claim_next(roomy.pk)
+        assert write is not None and write.endpoint == "inverter_add"
+        calls.send(write)
+    rereads = ApiCall.objects.filter(endpoint="inverter_query", state=CallState.QUEUED, context__group=group.pk)
+    assert rereads.count() == 1 and rereads.get().priority == Priority.MANAGEMENT
+    calls.pump(roomy.pk, wait=False)
+    assert _mirrored(roomy) == _cloud(_tenant(simulator))
 
 def test_a_member_added_or_replaced_here_gets_its_dongle_sn(roomy, simulator):
     tenant = _tenant(simulator)
