@@ -83,6 +83,11 @@ class Charger(models.Model):
     energy = models.FloatField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=dj_timezone.now)
+    # Why SolaX refuses this charger (it does not know the SN or does not authorise this account), in
+    # plain words: a refused charger is not read in the background until an operator checks it again.
+    refused = models.CharField(max_length=300, blank=True)
+    # When a command's callback from the charger confirmed ``mode`` (newer than the last status read).
+    mode_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "sn"], name="charger_sn")]
