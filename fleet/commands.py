@@ -181,7 +181,12 @@ def _known_devices(account: SolaxAccount, target: Target, errors: dict[str, str]
         errors[field_name] = "one inverter: exactly one SN"
         return []
     if target.kind == TargetKind.CHARGERS:
-        known = dict.fromkeys(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", flat=True), "")
+        rows = dict(Charger.objects.filter(account=account, sn__in=sns).values_list("sn", "refused"))
+        refused = [sn for sn in sns if rows.get(sn)]
+        if refused:  # the cloud answered "no auth!" for them: a command would only fail
+            errors[field_name] = f"refused by SolaX (not known or not authorised): {', '.join(refused[:10])}"
+            return []
+        known = dict.fromkeys(rows, "")
     else:
         known = dict(Inverter.objects.filter(account=account, removed=False, inverter_sn__in=sns)
                      .values_list("inverter_sn", "dongle_sn"))

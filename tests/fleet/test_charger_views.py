@@ -152,3 +152,12 @@ def test_a_recheck_that_reads_the_charger_clears_the_refusal(operator_client, si
     calls.pump(sim_account.pk, wait=False)
     charger.refresh_from_db()
     assert charger.refused == "" and charger.read_at is not None
+
+
+def test_a_refused_charger_is_no_command_target(sim_account):
+    from fleet import commands
+    from fleet.commands import Target
+
+    Charger.objects.create(account=sim_account, sn="C1ZZ0000000009", refused="SolaX does not know this charger")
+    with pytest.raises(commands.CommandError, match="refused by SolaX"):
+        commands.plan_command(sim_account, Target("chargers", sns=("C1ZZ0000000009",)), {"chargerMode": 1})
