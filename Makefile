@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 # Local runs default to DEBUG with a throwaway key; production sets these in the environment.
 export DEBUG ?= true
+# `make demo SIM_PROFILE=capped100`: the simulated cloud's profile (solax/simulator/profiles.py)
+SIM_PROFILE ?= default
 
 .PHONY: demo test lint bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) manage.py rundemo
+	$(PY) manage.py rundemo --sim-profile $(SIM_PROFILE)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

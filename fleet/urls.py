@@ -22,6 +22,7 @@ from fleet.views import (
     prices,
     schedules,
     selections,
+    ungrouped,
 )
 
 urlpatterns = [
@@ -96,5 +97,7 @@ urlpatterns = [
     path("chargers/<uuid:code>/refresh/", chargers.charger_refresh, name="fleet-charger-refresh"),
     path("chargers/<uuid:code>/remove/", chargers.charger_remove, name="fleet-charger-remove"),
     path("binding/", bindings.binding, name="fleet-binding"),
+    path("inverters/ungrouped/", ungrouped.ungrouped, name="fleet-ungrouped"),
+    path("inverters/ungrouped/add/", ungrouped.ungrouped_add, name="fleet-ungrouped-add"),
     path("admin/", admin.site.urls),
 ]

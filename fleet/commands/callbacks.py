@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 from fleet.commands import tracking
 from fleet.models import (
     CallbackReceipt,
+    Charger,
     CommandBatch,
     CommandKind,
     CommandState,
@@ -80,6 +82,15 @@ def receive(secret: str, body: bytes) -> Receipt:
     return Receipt(200, "ok")
 
 
+def _confirm_mode(batch: CommandBatch, sn: str, now: datetime) -> None:
+    """Show the mode a charger confirmed by callback ("Fast, confirmed by the charger 18:47"): newer
+    than its last status read, which may be minutes old."""
+    mode = batch.command.action.get("chargerMode")
+    if isinstance(mode, int):
+        Charger.objects.filter(account_id=batch.command.account_id, sn=sn).update(
+            mode=mode, mode_confirmed_at=now, refused="")
+
+
 def _apply(batch: CommandBatch, callback: Callback) -> None:
     now = timezone.now()
     pending = DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING)
@@ -93,6 +104,8 @@ def _apply(batch: CommandBatch, callback: Callback) -> None:
         late_or_pending = DeviceResult.objects.filter(
             batch=batch, state__in=[DeviceState.PENDING, DeviceState.NO_ANSWER])
         late_or_pending.filter(sn=callback.sn).update(state=state, answer=answer[:500], answered_at=now)
+        if state == DeviceState.SUCCEEDED:  # the charger itself confirmed the command's mode
+            _confirm_mode(batch, callback.sn, now)
     elif callback.rsp_type == 3:
         if callback.timeout_list:
             pending.filter(sn__in=callback.timeout_list).update(

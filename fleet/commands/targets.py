@@ -82,8 +82,12 @@ def resolve_target(account: SolaxAccount, target: Target, *, require_devices: bo
         raise CommandError({"sns": "one inverter: exactly one SN"})
     sns = list(dict.fromkeys(sns))
     if kind == TargetKind.CHARGERS:
-        known = {sn: "" for chunk in _chunks(sns, LOOKUP_CHUNK)
-                 for sn in Charger.objects.filter(account=account, sn__in=chunk).values_list("sn", flat=True)}
+        rows = {sn: refused for chunk in _chunks(sns, LOOKUP_CHUNK)
+                for sn, refused in Charger.objects.filter(account=account, sn__in=chunk).values_list("sn", "refused")}
+        refused = [sn for sn in sns if rows.get(sn)]
+        if refused:  # the cloud answered "no auth!" for them: a command would only fail
+            raise CommandError({"sns": f"refused by SolaX (not known or not authorised): {', '.join(refused[:10])}"})
+        known = dict.fromkeys(rows, "")
     else:
         known = {sn: dongle for chunk in _chunks(sns, LOOKUP_CHUNK)
                  for sn, dongle in members.filter(inverter_sn__in=chunk).values_list("inverter_sn", "dongle_sn")}

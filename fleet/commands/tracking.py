@@ -23,6 +23,7 @@ from fleet.models import (
     CommandState,
     DeviceResult,
     DeviceState,
+    Inverter,
     Priority,
 )
 from fleet.pipeline import handlers, queue
@@ -150,9 +151,10 @@ def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
 @handlers.register("commands.result")
 def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
     """getQueryResult answered (per dongle SN): record each device's answer; poll again while some
-    are pending and the command has not expired."""
+    are pending (ours, or devices the cloud lists that the mirror does not know) and the command has
+    not expired."""
     batch = _batch_of(call)
-    if batch is None or batch.command.state in FINAL_STATES:
+    if batch is None or (batch.command.state in FINAL_STATES and batch.state != CommandState.RUNNING):
         return
     answers: dict[str, str | None] = {}
     if outcome.state == CallState.SUCCEEDED:
@@ -162,22 +164,75 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
             answers = {}
     now = timezone.now()
     pending = list(DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING))
+    learned = _learn_dongles(batch, pending)
     changed = []
     for result in pending:
-        answer = answers.get(result.dongle_sn) if result.dongle_sn else answers.get(result.sn)
+        answer = answers.get(result.dongle_sn) if result.dongle_sn else None
+        if answer is None:
+            answer = answers.get(result.sn)
         if answer is None:
             continue
         result.state = DeviceState.SUCCEEDED if answer.strip().lower() == "success" else DeviceState.FAILED
         result.answer = answer[:500]
         result.answered_at = now
         changed.append(result)
-    DeviceResult.objects.bulk_update(changed, ["state", "answer", "answered_at"])
-    if len(changed) == len(pending):
+    _record_unmatched(batch, answers, changed)
+    DeviceResult.objects.bulk_update({r.pk: r for r in [*learned, *changed]}.values(),
+                                     ["state", "answer", "answered_at", "dongle_sn"])
+    # The cloud lists every device it controlled: one it still reports pending keeps the batch polled,
+    # even when it is not one of ours, so that its answer is recorded too.
+    if len(changed) == len(pending) and all(text is not None for text in answers.values()):
         batch.state = CommandState.SUCCEEDED
         batch.save(update_fields=["state"])
     elif not _past_deadline(batch):
         _poll(batch, "query_result", endpoints.query_result_params(batch.task_id), "commands.result")
     refresh(batch.command)
+
+
+def _learn_dongles(batch: CommandBatch, pending: list[DeviceResult]) -> list[DeviceResult]:
+    """Give results without a dongle SN the one the mirror knows now (a member added from a page gets
+    it from the re-read of its group, possibly after the command was planned). One query; returns the
+    results that learned one."""
+    missing = {result.sn for result in pending if not result.dongle_sn}
+    if not missing:
+        return []
+    known = dict(Inverter.objects.filter(account_id=batch.command.account_id, inverter_sn__in=missing,
+                                         removed=False).exclude(dongle_sn="").values_list("inverter_sn", "dongle_sn"))
+    learned = []
+    for result in pending:
+        if not result.dongle_sn and result.sn in known:
+            result.dongle_sn = known[result.sn]
+            learned.append(result)
+    return learned
+
+
+def _record_unmatched(batch: CommandBatch, answers: dict[str, str | None], matched: list[DeviceResult]) -> None:
+    """Keep the answers for SNs that none of the command's results names (neither as dongle nor as
+    inverter SN): the cloud controlled a device the mirror does not know. Never dropped; shown on the
+    command page as "answered, not in the mirror"."""
+    names = {r.sn for r in matched} | {r.dongle_sn for r in matched if r.dongle_sn}
+    given = {sn: text for sn, text in answers.items() if sn not in names}
+    if not given:
+        return
+    for sn, dongle in DeviceResult.objects.filter(command=batch.command).filter(
+            Q(sn__in=list(given)) | Q(dongle_sn__in=list(given))).values_list("sn", "dongle_sn"):
+        names.add(sn)
+        if dongle:
+            names.add(dongle)
+    unmatched = {sn: (text[:200] if text is not None else None) for sn, text in given.items() if sn not in names}
+    if unmatched and any(batch.unmatched.get(sn) != text for sn, text in unmatched.items()):
+        batch.unmatched = {**batch.unmatched, **unmatched}
+        CommandBatch.objects.filter(pk=batch.pk).update(unmatched=batch.unmatched)
+
+
+def unmatched_answers(command: Command) -> list[tuple[str, str | None]]:
+    """Return (SN, answer) for every device the cloud controlled for the command that the mirror does
+    not know; the answer is None while the cloud reports it pending."""
+    found: dict[str, str | None] = {}
+    for unmatched in CommandBatch.objects.filter(command=command).exclude(unmatched={}).values_list(
+            "unmatched", flat=True):
+        found.update(unmatched or {})
+    return sorted(found.items())
 
 
 @handlers.register("commands.pile_info")

@@ -2,7 +2,8 @@
 
 Status reads spend at most FLEET_CHARGER_STATUS_SHARE_PERCENT of an account's daily budget, spread
 evenly over the day, oldest reading first (round-robin); "refresh now" reads one at once, at poll
-priority, ahead of the sync.
+priority, ahead of the sync. A charger the cloud refuses ("no auth!") is marked refused with the reason
+and left out of the round-robin until "refresh now" (the operator's re-check) reads it successfully.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.utils import timezone
 from fleet.models import ApiCall, CallState, Charger, Priority, SolaxAccount
 from fleet.pipeline import handlers, queue
 from solax import endpoints
+from solax.errors import AuthError, SolaxError
 
 ROUND_ROBIN = "charger-status"  # origin_kind of the budgeted background reads
 MANUAL = "charger"
@@ -26,10 +28,12 @@ STATUS_LABELS = {
     12: "Charge pause", 13: "Stopping",
 }
 MODE_LABELS = {0: "Stop", 1: "Fast", 2: "ECO", 3: "Green"}
+NO_AUTH_CODE = "1003"  # "no auth!": the SN is unknown to the cloud or not this account's
 
 
 def add_charger(account: SolaxAccount, sn: str, label: str = "") -> Charger:
-    """Create the charger (the form checked the SN and that it is new) and read its status."""
+    """Create the charger (the form checked the SN and that it is new) and read it at once: until
+    the cloud answers it is unchecked, and an SN the cloud refuses is marked refused with the reason."""
     charger = Charger.objects.create(account=account, sn=sn, label=label)
     request_status(charger, origin_kind=MANUAL)
     return charger
@@ -52,13 +56,28 @@ def request_status(charger: Charger, *, origin_kind: str = MANUAL) -> ApiCall:
                          context={"charger": charger.pk}, origin_kind=origin_kind, origin_code=charger.code)
 
 
+def refusal_text(error: SolaxError | None, call: ApiCall) -> str:
+    """The vendor's refusal of a charger in plain words, or "" when the failure is not a refusal."""
+    code = (error.code if error is not None else None) or call.vendor_code or ""
+    if code == NO_AUTH_CODE or (isinstance(error, AuthError) and "no auth" in str(error).lower()):
+        vendor = (error.message if error is not None else call.error) or "no auth!"
+        return (f"SolaX does not know this charger or does not let this account control it "
+                f"(the cloud answered “{vendor[:80]}”, code {NO_AUTH_CODE}). Check the SN on the charger's "
+                "label and that it is bound to this account, then check it again.")[:300]
+    return ""
+
+
 @handlers.register("chargers.status")
 def on_status(call: ApiCall, outcome: handlers.Outcome) -> None:
+    charger = Charger.objects.filter(pk=call.context.get("charger"))
     if outcome.state != CallState.SUCCEEDED or outcome.envelope is None:
+        refused = refusal_text(outcome.error, call)
+        if refused:  # not read in the background again until an operator checks it
+            charger.update(refused=refused)
         return
     info = endpoints.RESULT_PARSERS["pile_info"](outcome.envelope)
-    Charger.objects.filter(pk=call.context.get("charger")).update(
-        status=info.status, mode=info.mode, power=info.power, energy=info.energy, read_at=timezone.now())
+    charger.update(status=info.status, mode=info.mode, power=info.power, energy=info.energy,
+                   read_at=timezone.now(), refused="")
 
 
 def daily_allowance(account: SolaxAccount) -> int:
@@ -85,7 +104,7 @@ def status_tick(account: SolaxAccount, now: datetime | None = None) -> ApiCall |
         return None
     if reads.filter(created__gt=now - timedelta(days=1)).count() >= allowance:
         return None
-    charger = (Charger.objects.filter(account=account)
+    charger = (Charger.objects.filter(account=account, refused="")
                .order_by(F("read_at").asc(nulls_first=True), "pk").first())
     if charger is None:
         return None

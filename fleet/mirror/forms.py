@@ -54,6 +54,22 @@ class SnForm(forms.Form):
         return clean_sn_text(self.cleaned_data["sn"], "inverter SN")
 
 
+class UngroupedAddForm(SnForm):
+    """Add an ungrouped device to one of the account's groups (by the group's code)."""
+
+    group = forms.UUIDField(error_messages={"required": "Choose a group.", "invalid": "Choose a group."})
+
+    def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def clean_group(self) -> Group:
+        group = Group.objects.filter(account=self.account, code=self.cleaned_data["group"], removed=False).first()
+        if group is None:
+            raise ValidationError("Choose one of this account's groups.")
+        return group
+
+
 class SelectionForm(forms.Form):
     """Ticked rows: their codes, resolved by the view against the organization's own objects."""
 

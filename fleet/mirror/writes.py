@@ -1,28 +1,40 @@
 """Writes to the cloud's groups and members, at management priority, and their handlers.
 
 Every request is an ApiCall with a handler; the local row changes only in the handler, when the cloud
-confirms. ``context["codes"]`` names the local objects a call touches, so a page can show a pending
-change or the vendor's error beside each of them (``changes_for``).
+confirms, and records when (``confirmed_at``) so that a sync page asked for before cannot revert it.
+After a member add or replace the group's members are re-read: the answer carries no dongle SN, which
+is what the command results are keyed by. ``context["codes"]`` names the local objects a call touches,
+so a page can show a pending change or the vendor's error beside each of them (``changes_for``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
 
+from fleet.mirror import sync
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount
 from fleet.pipeline import handlers, queue
 from solax import endpoints
-from solax.errors import RequestValidationError
+from solax.errors import RequestValidationError, SolaxError
+from solax.models import Group as RemoteGroup
+from solax.models import Member as RemoteMember
 from solax.parsing import parse_envelope
+
+log = logging.getLogger("fleet.mirror")
 
 PENDING = (CallState.QUEUED, CallState.SENDING)
 RECENT = timedelta(minutes=30)  # how long a finished change stays on the page
+SEARCH_KEEP = 500  # items of a cloud search kept with its call (the ledger's copy of the body is bounded)
+# The answers a page reads again after the call finished, and the type of their items.
+STORED_ANSWERS: dict[str, type[RemoteGroup] | type[RemoteMember]] = {
+    "group_fuzzy_query": RemoteGroup, "inverter_fuzzy_query": RemoteMember}
 
 
 class MirrorError(Exception):
@@ -108,21 +120,49 @@ def request_group_search(account: SolaxAccount, name: str) -> ApiCall:
     """The cloud's fuzzy search by name (a read at poll priority: the operator is waiting)."""
     params = _params(endpoints.group_fuzzy_query_params, name)
     return queue.enqueue(account, "group_fuzzy_query", params, purpose=f"search groups for {params['name']}",
-                         priority=Priority.POLL, origin_kind="group")
+                         priority=Priority.POLL, origin_kind="group", handler="cloud_search.found")
 
 
 def request_member_search(group: Group, wifi_sn: str | None, inverter_sn: str | None) -> ApiCall:
     params = _params(endpoints.inverter_fuzzy_query_params, group.remote_id, wifi_sn, inverter_sn)
     return queue.enqueue(group.account, "inverter_fuzzy_query", params,
                          purpose=f"search members of {group.name}", priority=Priority.POLL,
-                         origin_kind="group", origin_code=group.code)
+                         origin_kind="group", origin_code=group.code, handler="cloud_search.found")
+
+
+@handlers.register("cloud_search.found")
+def on_search(call: ApiCall, outcome: handlers.Outcome) -> None:
+    """Keep what a cloud search found with its call, parsed: the ledger keeps only a bounded copy of
+    the body, which a page could not read again once a search finds more than a few members."""
+    if not _ok(outcome):
+        return
+    assert outcome.envelope is not None
+    try:
+        page = endpoints.RESULT_PARSERS[call.endpoint](outcome.envelope)
+    except SolaxError as exc:
+        ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "unreadable": str(exc)[:300]})
+        return
+    found = [asdict(item) for item in page.items[:SEARCH_KEEP]]
+    call.context = {**call.context, "found": found, "num": page.total}
+    ApiCall.objects.filter(pk=call.pk).update(context=call.context)
 
 
 def search_result(call: ApiCall) -> list[Any] | None:
-    """Return the items a finished fuzzy query found, or None while it is pending or if it failed."""
-    if call.state != CallState.SUCCEEDED or not call.response:
+    """Return the items a finished fuzzy query found (at most SEARCH_KEEP), or None while it is
+    pending or if it failed. An answer that cannot be read gives an empty list, never an error."""
+    if call.state != CallState.SUCCEEDED:
         return None
-    page = endpoints.RESULT_PARSERS[call.endpoint](parse_envelope(call.response))
+    kind = STORED_ANSWERS[call.endpoint]
+    context = call.context or {}
+    if "found" in context:
+        return [kind(**item) for item in context["found"]]
+    if not call.response:
+        return None
+    try:  # a call stored before answers were kept with it
+        page = endpoints.RESULT_PARSERS[call.endpoint](parse_envelope(call.response))
+    except SolaxError:
+        log.warning("the stored answer of call %s cannot be read again", call.code)
+        return []
     return list(page.items)
 
 
@@ -173,7 +213,7 @@ def on_group_add(call: ApiCall, outcome: handlers.Outcome) -> None:
     group, _ = Group.objects.update_or_create(
         account=call.account, remote_id=remote_id,
         defaults={"name": call.context["name"], "removed": False, "remote_created": now, "remote_updated": None,
-                  "device_count": 0, "members_synced_at": now})
+                  "device_count": 0, "members_synced_at": now, "confirmed_at": now})
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(group.code)]})
 
 
@@ -181,15 +221,16 @@ def on_group_add(call: ApiCall, outcome: handlers.Outcome) -> None:
 def on_group_update(call: ApiCall, outcome: handlers.Outcome) -> None:
     if _ok(outcome):
         Group.objects.filter(account=call.account, code__in=call.context["codes"]).update(
-            name=call.context["name"])
+            name=call.context["name"], confirmed_at=timezone.now())
 
 
 def _groups_deleted(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
+    now = timezone.now()
     groups = Group.objects.filter(account=call.account, code__in=call.context["codes"])
-    Inverter.objects.filter(group__in=groups, removed=False).update(removed=True)
-    groups.update(removed=True)
+    Inverter.objects.filter(group__in=groups, removed=False).update(removed=True, confirmed_at=now)
+    groups.update(removed=True, confirmed_at=now)
 
 
 handlers.register("mirror.group_delete")(_groups_deleted)
@@ -205,27 +246,37 @@ def on_member_add(call: ApiCall, outcome: handlers.Outcome) -> None:
     if group is None:
         return
     remote_id = endpoints.RESULT_PARSERS["inverter_add"](outcome.envelope)
+    now = timezone.now()
     member, _ = Inverter.objects.update_or_create(
         account=call.account, remote_id=remote_id,
         defaults={"group": group, "inverter_sn": call.context["sn"], "dongle_sn": "", "removed": False,
-                  "in_group": True, "remote_created": timezone.now()})
-    Group.objects.filter(pk=group.pk).update(device_count=F("device_count") + 1)
+                  "in_group": True, "remote_created": now, "confirmed_at": now})
+    Group.objects.filter(pk=group.pk).update(device_count=F("device_count") + 1, confirmed_at=now)
     ApiCall.objects.filter(pk=call.pk).update(context={**call.context, "codes": [str(member.code)]})
+    sync.request_members_reread(group)  # the answer has no dongle SN: read it from the group's members
 
 
 @handlers.register("mirror.inverter_update")
 def on_member_replace(call: ApiCall, outcome: handlers.Outcome) -> None:
-    if _ok(outcome):
-        # The new inverter's dongle is not in the answer; the next sync reads it.
-        Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
-            inverter_sn=call.context["sn"], dongle_sn="", remote_updated=timezone.now())
+    if not _ok(outcome):
+        return
+    now = timezone.now()
+    # The new inverter's dongle is not in the answer: the group's members are re-read for it.
+    Inverter.objects.filter(account=call.account, code__in=call.context["codes"]).update(
+        inverter_sn=call.context["sn"], dongle_sn="", remote_updated=now, confirmed_at=now)
+    group = Group.objects.filter(account=call.account, code=call.context.get("group")).first()
+    if group is not None:
+        Group.objects.filter(pk=group.pk).update(confirmed_at=now)
+        sync.request_members_reread(group)
 
 
 def _members_deleted(call: ApiCall, outcome: handlers.Outcome) -> None:
     if not _ok(outcome):
         return
+    now = timezone.now()
     members = Inverter.objects.filter(account=call.account, code__in=call.context["codes"], removed=False)
-    removed = members.update(removed=True)
+    removed = members.update(removed=True, confirmed_at=now)
+    Group.objects.filter(account=call.account, code=call.context["group"]).update(confirmed_at=now)
     Group.objects.filter(account=call.account, code=call.context["group"], device_count__gte=removed).update(
         device_count=F("device_count") - removed)
 

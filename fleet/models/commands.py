@@ -115,6 +115,8 @@ class CommandBatch(models.Model):
     next_poll_at = models.DateTimeField(null=True, blank=True)
     # Counted from the batch's own send: results later than this are not waited for.
     deadline = models.DateTimeField(null=True, blank=True)
+    # Answers for SNs the mirror does not know (SN -> the vendor's text): recorded, never dropped.
+    unmatched = models.JSONField(default=dict, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["task_id"], name="batch_task")]

@@ -25,6 +25,9 @@ class Group(models.Model):
     # When every member page of this group was last read: a sync may skip an unchanged group only
     # when its members were read before (and not too long ago).
     members_synced_at = models.DateTimeField(null=True, blank=True)
+    # When a confirmed local write (rename, member add/replace/remove) last changed this group: a sync
+    # page requested before then does not overwrite it, and its members are re-read (never skipped).
+    confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "remote_id"], name="group_remote_id")]
@@ -50,6 +53,9 @@ class Inverter(models.Model):
     remote_updated = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     removed = models.BooleanField(default=False)
+    # When a confirmed local write (add, replace, remove) last changed this row: a sync page requested
+    # before then neither overwrites it nor marks it removed.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "remote_id"], name="member_remote_id")]
@@ -77,6 +83,11 @@ class Charger(models.Model):
     energy = models.FloatField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=dj_timezone.now)
+    # Why SolaX refuses this charger (it does not know the SN or does not authorise this account), in
+    # plain words: a refused charger is not read in the background until an operator checks it again.
+    refused = models.CharField(max_length=300, blank=True)
+    # When a command's callback from the charger confirmed ``mode`` (newer than the last status read).
+    mode_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "sn"], name="charger_sn")]
@@ -114,13 +125,16 @@ class SyncRun(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     started = models.DateTimeField(default=dj_timezone.now)
     finished = models.DateTimeField(null=True, blank=True)
-    state = models.CharField(max_length=10, default="running")  # running, done, failed
+    state = models.CharField(max_length=10, default="running")  # running, done, incomplete, failed
     pages_done = models.PositiveIntegerField(default=0)
     pages_total = models.PositiveIntegerField(default=0)
     calls_used = models.PositiveIntegerField(default=0)
     groups_seen = models.PositiveIntegerField(default=0)
     members_seen = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Why the cloud's answers did not add up (a count that moved, a duplicate, a page short of the count):
+    # the run kept what it read and removed nothing that depends on the contradicted list.
+    incomplete = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started"]

@@ -7,6 +7,7 @@ import uuid
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -20,7 +21,16 @@ from fleet.views.base import HtmxHttpRequest, paginate
 def _labels(charger: Charger) -> dict[str, str]:
     return {"status": service.STATUS_LABELS.get(charger.status, str(charger.status))
             if charger.status is not None else "",
-            "mode": service.MODE_LABELS.get(charger.mode, str(charger.mode)) if charger.mode is not None else ""}
+            "mode": service.MODE_LABELS.get(charger.mode, str(charger.mode)) if charger.mode is not None else "",
+            "confirmed": _confirmed(charger)}
+
+
+def _confirmed(charger: Charger) -> str:
+    """ "confirmed by the charger 18:47" when a callback confirmed the mode after the last status read."""
+    at = charger.mode_confirmed_at
+    if at is None or (charger.read_at is not None and charger.read_at > at):
+        return ""
+    return f"confirmed by the charger {timezone.localtime(at):%H:%M}"
 
 
 @require_http_methods(["GET", "POST"])

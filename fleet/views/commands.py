@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from fleet.accounts import once
 from fleet.accounts.access import account_choice, command_for_user, current_membership, require_operator
-from fleet.commands import service
+from fleet.commands import service, tracking
 from fleet.commands.actions import CommandError
 from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import (
@@ -184,7 +184,8 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     command = command_for_user(request, code)
     done = command.state not in ACTIVE_COMMAND_STATES
     batches = _batch_counts(command)
-    context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches}
+    context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches,
+                                  "unmatched": tracking.unmatched_answers(command)}
     if command.state == CommandState.UNKNOWN and not command.resolution and membership.can_operate:
         context["resolve_once"] = once.issue(request, f"resolve:{command.code}")
     if request.htmx and request.htmx.target == "command-progress":

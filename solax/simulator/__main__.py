@@ -1,4 +1,4 @@
-"""`python -m solax.simulator --port 8765 --seed N --fleet small|demo|large [--token T ...]`."""
+"""`python -m solax.simulator --port 8765 --seed N --fleet small|demo|large [--profile NAME] [--token T ...]`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 from .config import DEFAULT_TOKEN
 from .fleets import FLEETS
+from .profiles import PROFILES
 from .testing import start_simulator
 
 
@@ -24,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="T",
         help=f"a token to serve (repeatable; default {DEFAULT_TOKEN})",
     )
+    parser.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="default",
+        help="how the cloud differs: " + "; ".join(f"{p.name}: {p.description}" for p in PROFILES.values()),
+    )
+    parser.add_argument("--page-cap", type=int, default=None, help="items per page at most (overrides the profile)")
     parser.add_argument("--per-minute", type=int, default=10)
     parser.add_argument("--per-day", type=int, default=10_000)
     parser.add_argument("--command-delay", type=float, default=None, help="seconds until a task id")
@@ -38,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.command_delay is not None:
         knobs["command_delay"] = args.command_delay
+    if args.page_cap is not None:
+        knobs["max_page_size"] = args.page_cap
     started = time.monotonic()
-    handle = start_simulator(host=args.host, port=args.port, verbose=args.verbose, **knobs)
+    handle = start_simulator(host=args.host, port=args.port, verbose=args.verbose, profile=args.profile, **knobs)
     took = time.monotonic() - started
-    print(f"SolaX Cloud simulator ({args.fleet} fleet, seed {args.seed}, ready in {took:.1f}s)")
+    print(f"SolaX Cloud simulator ({args.fleet} fleet, seed {args.seed}, profile {args.profile}, ready in {took:.1f}s)")
     print(f"  URL: {handle.url}")
     print(f"  VPP base URL: {handle.vpp_base_url}")
     print(f"  EV base URL:  {handle.ev_base_url}")

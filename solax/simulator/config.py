@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_TOKEN = "20230413104527266767791"
+ID_STYLES = ("doc", "numbers", "strings")
 
 # kind -> whether the call's effect is applied by default before the fault shows
 FAULT_KINDS: dict[str, bool] = {
@@ -87,7 +88,7 @@ class SimConfig:
     callback_http_timeout: float = 2.0
 
     # request rules
-    max_page_size: int = 1000  # larger `size` is capped silently
+    max_page_size: int = 1000  # larger `size` is capped silently (any value: a cloud may cap at 50 or 100)
     max_sns: int = 100  # regsn, pileCmd and batchTempControl
     time_scale: float = 1.0  # speeds up battery SoC and charger energy
 
@@ -96,6 +97,13 @@ class SimConfig:
     is_success_rate: float = 0.25  # share of queryCommand/getQueryResult answers keyed `isSuccess`
     findall_doc_shape_rate: float = 0.0  # share of findAll answers shaped like doc 2.5's broken example
     pile_power_key: str = "mixed"  # chargingPower | ChargingPower | mixed (per charger)
+
+    # other clouds within the documents (combined into named profiles by solax.simulator.profiles)
+    id_style: str = "doc"  # doc: as the examples print them | numbers: every id a JSON number | strings
+    unquoted_times: bool = False  # every createTime/updateTime of group and member answers unquoted
+    member_write_touches_group: bool = False  # a member add/replace/remove sets the group's updateTime
+    page_delay: float = 0.0  # seconds before a paged query (findAll, findByGroupId) answers; state is read first
+    count_change_every: int = 0  # every n-th paged query of an endpoint first adds a group / a member (0: never)
 
     faults: list[FaultRule] = field(default_factory=list)
 
@@ -133,6 +141,10 @@ class SimConfig:
             raise ValueError("offline_rate must be within 0..1")
         if self.pile_power_key not in ("chargingPower", "ChargingPower", "mixed"):
             raise ValueError("pile_power_key must be chargingPower, ChargingPower or mixed")
+        if self.id_style not in ID_STYLES:
+            raise ValueError(f"id_style must be one of {', '.join(ID_STYLES)}")
+        if self.page_delay < 0 or self.count_change_every < 0 or self.max_page_size < 1:
+            raise ValueError("page_delay and count_change_every must be >= 0, max_page_size >= 1")
         if not self.tokens:
             raise ValueError("at least one token")
 

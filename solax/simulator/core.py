@@ -161,7 +161,7 @@ class Simulator:
             key = f"{cfg.seed}|{tenant.token}|{endpoint.name}|{n}|{name}"
             return rate > 0 and random.Random(key).random() < rate
 
-        ctx = Context(config=cfg, quirk=quirk, schedule=self.callbacks.schedule)
+        ctx = Context(config=cfg, quirk=quirk, schedule=self.callbacks.schedule, n=n)
         with tenant.lock:
             tenant.commands.settle()
             try:

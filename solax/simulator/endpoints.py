@@ -25,6 +25,26 @@ class Context:
     config: SimConfig
     quirk: Callable[[str, float], bool]  # quirk(name, rate): does this call show that quirk?
     schedule: Callable[[str, list[Delivery]], None]
+    n: int = 0  # this is the n-th call of the endpoint by this token
+
+    def id_out(self, value: str, doc_number: bool) -> int | str:
+        """An id as this cloud prints it: `doc_number` says whether the documents print it as a number."""
+        style = self.config.id_style
+        return int(value) if (style == "numbers" or (style == "doc" and doc_number)) else str(value)
+
+    def numbers(self, doc_number: bool) -> bool:
+        style = self.config.id_style
+        return style == "numbers" or (style == "doc" and doc_number)
+
+    def paged(self, reply: Reply) -> Reply:
+        """A paged answer, slowed by `page_delay` (the state was read before the wait)."""
+        reply.delay = max(reply.delay, self.config.page_delay)
+        return reply
+
+    def count_changes(self) -> bool:
+        """Whether this paged query sees its list grow first (`count_change_every`)."""
+        every = self.config.count_change_every
+        return every > 0 and self.n % every == 0
 
     @property
     def success_key(self) -> str:
@@ -62,14 +82,14 @@ def _group_row(group: Group, ids_as_numbers: bool) -> dict[str, Any]:
 def single_control(t: Tenant, p: Params, ctx: Context) -> Reply:
     sn = v.text(p, "sn")
     params = v.control(p)
-    return Reply.json(ok(int(t.commands.control([t.bound_inverter(sn)], params))))
+    return Reply.json(ok(ctx.id_out(t.commands.control([t.bound_inverter(sn)], params), True)))
 
 
 def batch_control(t: Tenant, p: Params, ctx: Context) -> Reply:
     sns = v.sn_list(p.get("snList"), "snList", ctx.config.max_sns)
     params = v.control(p)
     targets = [t.bound_inverter(sn) for sn in dict.fromkeys(sns)]
-    return Reply.json(ok(int(t.commands.control(targets, params))))
+    return Reply.json(ok(ctx.id_out(t.commands.control(targets, params), True)))
 
 
 def group_control(t: Tenant, p: Params, ctx: Context) -> Reply:
@@ -79,12 +99,12 @@ def group_control(t: Tenant, p: Params, ctx: Context) -> Reply:
     if not group.members:
         raise rule_broken("There is no inverter in the group")
     targets = [t.inverters[member.inverter_sn] for member in group.members.values()]
-    return Reply.json(ok(int(t.commands.control(targets, params))))
+    return Reply.json(ok(ctx.id_out(t.commands.control(targets, params), True)))
 
 
 # -- groups (VPP doc 2) -----------------------------------------------------------------------------------
 def group_add(t: Tenant, p: Params, ctx: Context) -> Reply:
-    return Reply.json(ok(int(t.group_add(v.text(p, "name")))))
+    return Reply.json(ok(ctx.id_out(t.group_add(v.text(p, "name")), True)))
 
 
 def group_update(t: Tenant, p: Params, ctx: Context) -> Reply:
@@ -104,54 +124,96 @@ def group_delete_batch(t: Tenant, p: Params, ctx: Context) -> Reply:
 
 def group_query(t: Tenant, p: Params, ctx: Context) -> Reply:
     current, size = v.page(p, ctx.config.max_page_size)
+    if ctx.count_changes():  # a group created by someone else while we page
+        t.group_add(f"Added meanwhile {t.new_id()}")
     total, groups = t.group_page(current, size)
-    result = {"num": total, "list": [_group_row(g, True) for g in groups]}
+    result = {"num": total, "list": [_group_row(g, ctx.numbers(True)) for g in groups]}
     if ctx.quirk("findAllDocShape", ctx.config.findall_doc_shape_rate):
         # VPP doc 2.5's example: `success` inside `result`, and the last closing brace missing.
         text = json.dumps({"exception": None, "result": {**result, "success": True}}, separators=(",", ":"))
-        return Reply(body=text[:-1].encode())
-    return Reply.json(ok(result))
+        return ctx.paged(Reply(body=text[:-1].encode()))
+    return ctx.paged(Reply.json(ok(result), unquote_times=ctx.config.unquoted_times))
 
 
 def group_fuzzy_query(t: Tenant, p: Params, ctx: Context) -> Reply:
     groups = t.group_like(v.text(p, "name"))
-    return Reply.json(ok({"num": len(groups), "list": [_group_row(g, False) for g in groups]}))
+    result = {"num": len(groups), "list": [_group_row(g, ctx.numbers(False)) for g in groups]}
+    return Reply.json(ok(result), unquote_times=ctx.config.unquoted_times)
+
+
+def _touch(t: Tenant, ctx: Context, group_id: str | None) -> None:
+    """A cloud that sets the group's updateTime on member writes (`member_write_touches_group`)."""
+    group = t.groups.get(group_id) if group_id else None
+    if ctx.config.member_write_touches_group and group is not None:
+        group.update_time = t.now_text()
+
+
+def _free_inverter_sn(t: Tenant) -> str | None:
+    for inverter in t.inverters.values():
+        if inverter.bound and inverter.member_id is None:
+            return inverter.sn
+    return None
 
 
 # -- memberships (VPP doc 3) ------------------------------------------------------------------------------
 def inverter_add(t: Tenant, p: Params, ctx: Context) -> Reply:
-    member_id = t.member_add(v.one_id(p, "groupId"), v.text(p, "inverterSn"))
-    return Reply.json(ok(member_id))
+    group_id = v.one_id(p, "groupId")
+    member_id = t.member_add(group_id, v.text(p, "inverterSn"))
+    _touch(t, ctx, group_id)
+    return Reply.json(ok(ctx.id_out(member_id, False)))
+
+
+def _member_groups(t: Tenant, ids: list[str]) -> list[str]:
+    return [t.members[i].group_id for i in ids if i in t.members]
 
 
 def inverter_delete(t: Tenant, p: Params, ctx: Context) -> Reply:
-    t.member_delete([v.one_id(p, "id")])
+    ids = [v.one_id(p, "id")]
+    groups = _member_groups(t, ids)
+    t.member_delete(ids)
+    for group_id in groups:
+        _touch(t, ctx, group_id)
     return Reply.json(ok(None))
 
 
 def inverter_delete_batch(t: Tenant, p: Params, ctx: Context) -> Reply:
-    t.member_delete(v.id_list(p))
+    ids = list(v.id_list(p))
+    groups = _member_groups(t, ids)
+    t.member_delete(ids)
+    for group_id in dict.fromkeys(groups):
+        _touch(t, ctx, group_id)
     return Reply.json(ok(None))
 
 
 def inverter_update(t: Tenant, p: Params, ctx: Context) -> Reply:
-    t.member_update(v.one_id(p, "id"), v.text(p, "newInverterSn"))
+    member_id = v.one_id(p, "id")
+    t.member_update(member_id, v.text(p, "newInverterSn"))
+    _touch(t, ctx, t.members[member_id].group_id)
     return Reply.json(ok(None, exception="update succeeded"))
+
+
+def _member_reply(t: Tenant, ctx: Context, result: dict[str, Any]) -> Reply:
+    return Reply.json(ok(result), unquote_create_time=ctx.config.unquoted_create_time,
+                      unquote_times=ctx.config.unquoted_times)
 
 
 def inverter_query(t: Tenant, p: Params, ctx: Context) -> Reply:
     group_id = v.one_id(p, "groupId")
     current, size = v.page(p, ctx.config.max_page_size)
+    if ctx.count_changes() and group_id in t.groups:  # a member added by someone else while we page
+        sn = _free_inverter_sn(t)
+        if sn is not None:
+            t.member_add(group_id, sn)
     total, members = t.member_page(group_id, current, size)
-    result = {"num": total, "list": [t.member_row(m) for m in members]}
-    return Reply.json(ok(result), unquote_create_time=ctx.config.unquoted_create_time)
+    result = {"num": total, "list": [t.member_row(m, ctx.numbers(True)) for m in members]}
+    return ctx.paged(_member_reply(t, ctx, result))
 
 
 def inverter_fuzzy_query(t: Tenant, p: Params, ctx: Context) -> Reply:
     group_id = v.one_id(p, "groupId")
     found = t.member_like(group_id, v.text(p, "wifiSn", False), v.text(p, "inverterSn", False))
-    result = {"num": len(found), "list": [t.member_row(m) for m in found]}
-    return Reply.json(ok(result), unquote_create_time=ctx.config.unquoted_create_time)
+    result = {"num": len(found), "list": [t.member_row(m, ctx.numbers(True)) for m in found]}
+    return _member_reply(t, ctx, result)
 
 
 # -- queries (VPP doc 4) ----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html;charset=UTF-8"
 
 _CREATE_TIME = re.compile(r'"createTime":"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"')
+_ANY_TIME = re.compile(r'"(createTime|updateTime)":"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"')
 
 
 class ApiFailure(Exception):
@@ -87,9 +88,13 @@ class Reply:
     reset: bool = False  # close the socket without an answer
 
     @classmethod
-    def json(cls, data: Any, status: int = 200, unquote_create_time: bool = False) -> Reply:
+    def json(
+        cls, data: Any, status: int = 200, unquote_create_time: bool = False, unquote_times: bool = False
+    ) -> Reply:
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-        if unquote_create_time:
+        if unquote_times:  # a cloud that leaves every time unquoted (profile "unquoted-times")
+            text = _ANY_TIME.sub(r'"\1":\2', text)
+        elif unquote_create_time:
             # The inverter query examples of the VPP doc carry `"createTime":2020-12-10 15:32:17`.
             text = _CREATE_TIME.sub(r'"createTime":\1', text)
         return cls(status=status, body=text.encode())

@@ -11,6 +11,7 @@ from typing import Any
 
 from .app import make_app
 from .core import Simulator
+from .profiles import with_profile
 from .server import SimServer, make_server
 
 
@@ -64,11 +65,12 @@ class SimulatorHandle:
 
 @contextmanager
 def running_simulator(
-    *, clock: Callable[[], float] | None = None, verbose: bool = False, **config: Any
+    *, clock: Callable[[], float] | None = None, verbose: bool = False, profile: str | None = None, **config: Any
 ) -> Iterator[SimulatorHandle]:
     """Start a simulator on a free port of 127.0.0.1; `config` takes SimConfig knobs (seed, fleet, tokens,
-    per_minute, command_delay, device_delay, faults, ...). Stops it on exit."""
-    handle = start_simulator(clock=clock, verbose=verbose, **config)
+    per_minute, command_delay, device_delay, faults, ...) over those of `profile` (solax.simulator.profiles).
+    Stops it on exit."""
+    handle = start_simulator(clock=clock, verbose=verbose, profile=profile, **config)
     try:
         yield handle
     finally:
@@ -81,9 +83,10 @@ def start_simulator(
     port: int = 0,
     clock: Callable[[], float] | None = None,
     verbose: bool = False,
+    profile: str | None = None,
     **config: Any,
 ) -> SimulatorHandle:
     """Like running_simulator, without the context manager (call .stop())."""
-    sim = Simulator(clock=clock, **config)
+    sim = Simulator(clock=clock, **with_profile(profile, config))
     server = make_server(host, port, make_app(sim), verbose=verbose)
     return SimulatorHandle(sim, server).start()

@@ -1,7 +1,8 @@
 """Benchmarks of the mirror (`make bench`; not part of `make test`). Each prints one BENCH JSON line.
 
-- a full sync of the simulator's large fleet (500 groups, 50,000 members) through the call pipeline:
-  calls per endpoint against what the fleet needs, the time spent in the handlers (the database work:
+- a full sync of the simulator's large fleet (500 groups, 50,000 members) through the call pipeline,
+  with the cloud capping pages at 100 and at 1,000 while the sync asks for 1,000: pages used against
+  pages needed at that cap, the time spent in the handlers (the database work:
   parsing and bulk upserts), the wall time including HTTP, and the peak resident memory of the whole
   test process (Django, the pipeline and the in-process simulator serving the fleet: an upper bound)
 - the groups list and a group detail on a fleet of that size: median server time and query count,
@@ -55,8 +56,12 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
-    with running_simulator(fleet="large", seed=3, per_minute=1_000_000, per_day=10_000_000) as sim:
+@pytest.mark.parametrize("cap", [100, 1000])
+def test_bench_full_sync_of_the_large_fleet(org, monkeypatch, cap):
+    """The simulator caps pages at ``cap`` while the sync asks for FLEET_SYNC_PAGE_SIZE (1,000): the pages
+    used must be exactly the pages needed at that cap, and every member mirrored (issue 12)."""
+    with running_simulator(fleet="large", seed=3, per_minute=1_000_000, per_day=10_000_000,
+                           max_page_size=cap) as sim:
         account = SolaxAccount(organization=org, name="Large", vpp_base_url=sim.vpp_base_url,
                                ev_base_url=sim.ev_base_url, calls_per_minute=1_000_000, calls_per_day=10_000_000)
         account.set_token(sim.token)
@@ -64,7 +69,8 @@ def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
         tenant = sim.sim.tenants[sim.token]
         groups = list(tenant.groups.values())
         size = sync.page_size()
-        needed_members = sum(math.ceil(len(g.members) / size) for g in groups if g.members)
+        needed_groups = math.ceil(len(groups) / min(size, cap))
+        needed_members = sum(math.ceil(len(g.members) / min(size, cap)) for g in groups if g.members)
 
         handler_seconds = 0.0
         original = handlers._run_handler
@@ -79,22 +85,26 @@ def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
         _reset_peak_rss()
         started = time.perf_counter()
         run = sync.start_sync(account)
-        dispatch.pump(account.pk, wait=False, max_seconds=600)
+        dispatch.pump(account.pk, wait=False, max_seconds=900)
         wall = time.perf_counter() - started
         peak = _peak_rss()
         run = SyncRun.objects.get(pk=run.pk)
         sent = sim.counters()["tokens"][sim.token]["calls"]
+        cloud = {(m.id, m.inverter_sn) for m in tenant.members.values()}
 
-    assert run.state == "done", run.error
-    assert sent.get("group_query") == math.ceil(len(groups) / size)
-    assert sent.get("inverter_query") == needed_members
-    assert Inverter.objects.filter(account=account, removed=False).count() == sum(len(g.members) for g in groups)
-    assert handler_seconds <= 10 and peak <= 300 * 2**20
-    _emit("fleet_sync_large", groups=len(groups), members=run.members_seen, calls=run.calls_used,
-          group_pages=sent.get("group_query"), member_pages=sent.get("inverter_query"),
-          needed_pages=math.ceil(len(groups) / size) + needed_members, page_size=size,
+    used = sent.get("group_query", 0) + sent.get("inverter_query", 0)
+    needed = needed_groups + needed_members
+    assert run.state == "done", (run.error, run.incomplete)
+    assert (sent.get("group_query"), sent.get("inverter_query")) == (needed_groups, needed_members)
+    mirrored = set(Inverter.objects.filter(account=account, removed=False).values_list("remote_id", "inverter_sn"))
+    assert mirrored == cloud
+    assert not Group.objects.filter(account=account, removed=True).exists()
+    _emit("fleet_sync_large", page_cap=cap, page_size_asked=size, groups=len(groups), members=run.members_seen,
+          calls=run.calls_used, group_pages=sent.get("group_query"), member_pages=sent.get("inverter_query"),
+          needed_pages=needed, pages_used_per_needed=round(used / needed, 2),
           db_work_s=round(handler_seconds, 2), wall_s_with_http=round(wall, 2),
           peak_rss_mb=round(peak / 2**20, 1), limit_db_s=10, limit_mb=300)
+    assert handler_seconds <= 10 and peak <= 300 * 2**20
 
 
 def _measure(client: Client, url: str) -> tuple[float, int]:

@@ -7,11 +7,22 @@ import logging
 import time
 
 import pytest
+from django.test import Client
 
 from fleet.commands import service, tracking
 from fleet.commands.targets import Target
-from fleet.models import ApiCall, CallbackReceipt, Command, CommandBatch, CommandState, DeviceResult, DeviceState
+from fleet.models import (
+    ApiCall,
+    CallbackReceipt,
+    Charger,
+    Command,
+    CommandBatch,
+    CommandState,
+    DeviceResult,
+    DeviceState,
+)
 from fleet.pipeline import dispatch, queue
+from tests.conftest import make_member
 
 from .test_command_tracking import drive
 
@@ -37,6 +48,13 @@ def test_callbacks_settle_each_charger(mirrored_fleet, fast_commands, simulator,
     assert command.devices_succeeded == len(sns)
     for sn in sns:
         assert simulator.sim.device(sn)["mode"] == 2
+    # the chargers' own confirmations show the mode at once, without a status read (issue 12)
+    for charger in Charger.objects.filter(account=mirrored_fleet, sn__in=sns):
+        assert charger.mode == 2 and charger.mode_confirmed_at is not None and charger.read_at is None
+    shown = Client()
+    shown.force_login(make_member(mirrored_fleet.organization, "vic", "viewer"))
+    page = shown.get(f"/chargers/{Charger.objects.get(account=mirrored_fleet, sn=sns[0]).code}/")
+    assert b"ECO, confirmed by the charger " in page.content
     # every callback came twice; each (task, kind, SN) is kept once
     receipts = CallbackReceipt.objects.filter(account=mirrored_fleet)
     assert receipts.filter(rsp_type=2).count() == len(sns)

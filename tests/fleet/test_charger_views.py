@@ -124,3 +124,41 @@ def test_round_robin_stops_at_the_daily_share(sim_account, settings):
                                created=now - timedelta(hours=23, minutes=i))
     assert chargers.status_tick(sim_account, now) is None
     assert chargers.status_tick_all() == 0
+
+
+# Chargers that exist (issue 12) -------------------------------------------------------------------------
+
+def test_a_charger_the_cloud_refuses_is_marked_with_the_reason_and_left_out(operator_client, sim_account, tenant):
+    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": "C1ZZ0000000009"})
+    charger = Charger.objects.get()
+    assert response.status_code == 302
+    assert b"not checked yet" in operator_client.get("/chargers/").content
+    dispatch.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    assert "does not know this charger or does not let this account control it" in charger.refused
+    assert "no auth!" in charger.refused and "1003" in charger.refused
+    page = operator_client.get(f"/chargers/{charger.code}/")
+    assert b"Refused by SolaX" in page.content
+    assert b"refused by SolaX" in operator_client.get("/chargers/").content
+    assert chargers.status_tick(sim_account) is None  # never read in the background again
+
+
+def test_a_recheck_that_reads_the_charger_clears_the_refusal(operator_client, sim_account, tenant, settings):
+    sn = _online_sn(tenant)
+    charger = Charger.objects.create(account=sim_account, sn=sn, refused="SolaX does not know this charger")
+    other = Charger.objects.create(account=sim_account, sn=next(s for s in tenant.chargers if s != sn))
+    assert chargers.status_tick(sim_account).context["charger"] == other.pk  # the refused one is skipped
+    ApiCall.objects.all().delete()
+    operator_client.post(f"/chargers/{charger.code}/refresh/")  # the operator checks it again
+    dispatch.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    assert charger.refused == "" and charger.read_at is not None
+
+
+def test_a_refused_charger_is_no_command_target(sim_account):
+    from fleet.commands import service
+    from fleet.commands.service import Target
+
+    Charger.objects.create(account=sim_account, sn="C1ZZ0000000009", refused="SolaX does not know this charger")
+    with pytest.raises(service.CommandError, match="refused by SolaX"):
+        service.plan_command(sim_account, Target("chargers", sns=("C1ZZ0000000009",)), {"chargerMode": 1})

@@ -1,18 +1,32 @@
-"""Following commands to every device's answer, against the simulator over real HTTP."""
+"""Following commands to every device's answer, against the simulator over real HTTP, for clouds of
+several profiles (ids as numbers or strings: solax.simulator.profiles)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from fleet.commands import service, tracking
 from fleet.commands.actions import CommandError
 from fleet.commands.targets import Target
-from fleet.models import ApiCall, CallState, Command, CommandState, DeviceState, Group, Resolution
-from fleet.pipeline import dispatch
+from fleet.mirror import writes
+from fleet.models import ApiCall, CallState, Command, CommandState, DeviceState, Group, Inverter, Resolution
+from fleet.pipeline import dispatch, ledger
+from solax.simulator.testing import SimulatorHandle, running_simulator
+from tests.conftest import FAST_SIM
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+CLOUDS = ("default", "strict")
+
+
+@pytest.fixture(params=CLOUDS)
+def simulator(request) -> Iterator[SimulatorHandle]:  # type: ignore[no-untyped-def]
+    """The small fleet served by a cloud of each profile (overrides the conftest fixture here)."""
+    with running_simulator(profile=request.param, fleet="small", seed=7, **FAST_SIM) as handle:
+        yield handle
 
 FORCED_CHARGE = {"superType": 2, "mode": 3, "manualMode": 1}
 
@@ -124,3 +138,49 @@ def test_retry_failed_devices_only_targets_the_failures(mirrored_fleet, fast_com
     retry = service.create_command(mirrored_fleet, target, service.stored_action(command), source="retry",
                                     retry_of=command)
     assert retry.retry_of == command and retry.devices_total == len(offline)
+
+
+def _all_online(simulator, group: Group) -> None:  # type: ignore[no-untyped-def]
+    for sn in simulator.sim.tenant().groups[group.remote_id].members.values():
+        simulator.sim.set_device(sn.inverter_sn, online=True)
+
+
+def test_a_member_added_from_the_page_has_its_results_matched(mirrored_fleet, fast_commands, simulator):
+    tenant = simulator.sim.tenant()
+    group = Group.objects.filter(account=mirrored_fleet).first()
+    free = next(inv.sn for inv in tenant.inverters.values() if inv.bound and inv.member_id is None)
+    writes.request_member_add(group, free)
+    add = ledger.claim_next(mirrored_fleet.pk)
+    assert add is not None and add.endpoint == "inverter_add"
+    dispatch.send(add)
+    # the command is planned before the re-read brought the new member's dongle SN
+    assert Inverter.objects.get(account=mirrored_fleet, inverter_sn=free).dongle_sn == ""
+    _all_online(simulator, group)
+    command = drive(service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE))
+    assert command.state == CommandState.SUCCEEDED, list(command.results.values_list("sn", "state", "answer"))
+    result = command.results.get(sn=free)
+    assert (result.state, result.dongle_sn) == (DeviceState.SUCCEEDED, tenant.inverters[free].wifi_sn)
+    assert command.devices_total == len(tenant.groups[group.remote_id].members)
+
+
+def test_an_answer_for_a_device_not_in_the_mirror_is_kept_and_shown(mirrored_fleet, fast_commands, simulator,
+                                                                    viewer_client):
+    tenant = simulator.sim.tenant()
+    group = Group.objects.filter(account=mirrored_fleet).first()
+    _all_online(simulator, group)
+    missing = group.members.order_by("inverter_sn").first()
+    dongle = missing.dongle_sn
+    missing.delete()  # the mirror lost it; the cloud still has it in the group
+    command = drive(service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE))
+    assert command.state == CommandState.SUCCEEDED
+    deadline = time.monotonic() + 10
+    while not tracking.unmatched_answers(command) or None in dict(
+            tracking.unmatched_answers(command)).values():
+        assert time.monotonic() < deadline, "the unknown device's answer was dropped"
+        dispatch.pump(mirrored_fleet.pk, wait=False)
+        time.sleep(0.05)
+    assert tracking.unmatched_answers(command) == [(dongle, "success")]
+    assert command.devices_total == len(tenant.groups[group.remote_id].members) - 1
+    page = viewer_client.get(f"/commands/{command.code}/")
+    assert page.status_code == 200
+    assert b"answered, not in the mirror" in page.content and dongle.encode() in page.content

@@ -927,3 +927,150 @@ def test_the_simulator_does_not_import_django() -> None:
     package = Path(__file__).resolve().parents[2] / "solax" / "simulator"
     for path in package.glob("*.py"):
         assert not re.search(r"^\s*(from|import)\s+django", path.read_text(), re.M), path
+
+
+# -- cloud profiles (issue 12) --------------------------------------------------------------------------
+def raw(h: SimulatorHandle, path: str, **params: Any) -> str:
+    answer = requests.post(f"{h.vpp_base_url}{path}", params={"tokenId": h.token, **params}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def free_inverter(h: SimulatorHandle) -> str:
+    tenant = h.sim.tenant()
+    return next(inv.sn for inv in tenant.inverters.values() if inv.bound and inv.member_id is None)
+
+
+def test_every_profile_is_a_set_of_valid_knobs_picked_by_name() -> None:
+    from solax.simulator.core import Simulator
+    from solax.simulator.profiles import PROFILES, profile_knobs, with_profile
+
+    assert {"default", "capped100", "numeric-ids", "string-ids", "strict", "slow-pages"} <= set(PROFILES)
+    for name, profile in PROFILES.items():
+        sim = Simulator(**with_profile(name, {"fleet": "empty"}))
+        for key, value in profile.knobs.items():
+            assert getattr(sim.config, key) == value, (name, key)
+        sim.close()
+    assert with_profile("capped100", {"max_page_size": 7})["max_page_size"] == 7  # knobs beside win
+    assert profile_knobs(None) == {}
+    with pytest.raises(ValueError, match="unknown simulator profile"):
+        profile_knobs("nonsense")
+    with running_simulator(profile="capped50", fleet="empty") as handle:
+        assert handle.sim.config.max_page_size == 50
+        handle.reset()
+        assert handle.sim.config.max_page_size == 50  # a reset goes back to the profile
+
+
+@pytest.mark.parametrize("cap", [1, 3, 7])
+def test_a_page_cap_of_any_value_holds_whatever_size_is_asked(sim: SimulatorHandle, cap: int) -> None:
+    sim.configure(max_page_size=cap)
+    group = first_group(sim)
+    total = len(sim.sim.tenant().groups[group].members)
+    result = vpp(sim, "/vppinverter/findByGroupId", groupId=group, current=2, size=1000)["result"]
+    assert result["num"] == total and len(result["list"]) == min(cap, max(0, total - cap))
+
+
+def test_ids_come_as_numbers_or_strings(sim: SimulatorHandle) -> None:
+    group = first_group(sim)
+    sim.configure(id_style="strings")
+    assert re.search(r'"id":"\d+"', raw(sim, "/vppgroup/findAll", current=1, size=10))
+    assert re.search(r'"groupId":"\d+"', raw(sim, "/vppinverter/findByGroupId", groupId=group, current=1, size=5))
+    assert re.search(r'"result":"\d+"', raw(sim, "/vppgroup/add", name="As strings"))
+    sim.configure(id_style="numbers")
+    assert re.search(r'"id":\d+', raw(sim, "/vppgroup/findLikeName", name="a"))
+    assert re.search(r'"result":\d+', raw(sim, "/vppinverter/add", groupId=group, inverterSn=free_inverter(sim)))
+    sim.configure(id_style="doc")  # the examples: findAll numbers, findLikeName strings
+    assert re.search(r'"id":"\d+"', raw(sim, "/vppgroup/findLikeName", name="a"))
+    assert re.search(r'"id":\d+', raw(sim, "/vppgroup/findAll", current=1, size=10))
+
+
+def test_times_come_quoted_or_not(sim: SimulatorHandle) -> None:
+    group = first_group(sim)
+    page = {"groupId": group, "current": 1, "size": 5}
+    assert '"createTime":2' in raw(sim, "/vppinverter/findByGroupId", **page)  # the doc's quirk
+    assert '"createTime":"' in raw(sim, "/vppgroup/findAll", current=1, size=5)
+    sim.configure(unquoted_create_time=False)
+    assert '"createTime":2' not in raw(sim, "/vppinverter/findByGroupId", **page)
+    sim.configure(unquoted_times=True)
+    member = members(sim, group)[0]
+    control(sim, "/vppinverter/updateById", id=member["id"], newInverterSn=free_inverter(sim))
+    control(sim, "/vppgroup/updateById", id=group, name="Renamed")
+    assert '"updateTime":2' in raw(sim, "/vppinverter/findByGroupId", **page)
+    assert '"createTime":2' in raw(sim, "/vppgroup/findAll", current=1, size=5)
+    assert '"updateTime":2' in raw(sim, "/vppgroup/findAll", current=1, size=5)
+
+
+def test_member_writes_touch_the_group_update_time_only_in_that_profile(sim: SimulatorHandle) -> None:
+    group = first_group(sim)
+
+    def update_time() -> Any:
+        rows = vpp(sim, "/vppgroup/findAll", current=1, size=100)["result"]["list"]
+        return next(row["updateTime"] for row in rows if str(row["id"]) == group)
+
+    control(sim, "/vppinverter/add", groupId=group, inverterSn=free_inverter(sim))
+    assert update_time() is None  # the default: the count moves, the update time does not
+    sim.configure(member_write_touches_group=True)
+    control(sim, "/vppinverter/add", groupId=group, inverterSn=free_inverter(sim))
+    assert update_time() is not None
+
+
+def test_slow_pages_answer_late_with_the_state_they_read(sim: SimulatorHandle) -> None:
+    group = first_group(sim)
+    before = len(sim.sim.tenant().groups[group].members)
+    sim.configure(page_delay=0.6)
+    answers: list[Any] = []
+    started = time.monotonic()
+    reader = threading.Thread(target=lambda: answers.append(
+        vpp(sim, "/vppinverter/findByGroupId", groupId=group, current=1, size=1000)))
+    reader.start()
+    time.sleep(0.15)
+    control(sim, "/vppinverter/add", groupId=group, inverterSn=free_inverter(sim))  # writes are not slowed
+    assert time.monotonic() - started < 0.6
+    reader.join(5)
+    assert time.monotonic() - started >= 0.6
+    assert answers[0]["result"]["num"] == len(answers[0]["result"]["list"]) == before
+
+
+def test_a_count_can_change_in_the_middle_of_a_read(sim: SimulatorHandle) -> None:
+    sim.configure(count_change_every=2)
+    first = vpp(sim, "/vppgroup/findAll", current=1, size=2)["result"]["num"]
+    second = vpp(sim, "/vppgroup/findAll", current=2, size=2)["result"]["num"]
+    assert second == first + 1
+    group = first_group(sim)  # the third findAll: no change
+    counts = [vpp(sim, "/vppinverter/findByGroupId", groupId=group, current=1, size=1)["result"]["num"]
+              for _ in range(2)]
+    assert counts[1] == counts[0] + 1
+
+
+def test_bad_profile_knobs_are_refused(sim: SimulatorHandle) -> None:
+    for bad in ({"id_style": "floats"}, {"page_delay": -1}, {"max_page_size": 0}, {"count_change_every": -2}):
+        with pytest.raises(ValueError):
+            sim.configure(**bad)
+
+
+def test_the_command_line_picks_a_profile() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "solax.simulator", "--port", str(port), "--fleet", "small", "--profile", "strict",
+         "--page-cap", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        text = "".join(process.stdout.readline() for _ in range(2))
+        assert "profile strict" in text
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/proxy/vppgroup/findAll",
+            params={"tokenId": "20230413104527266767791", "current": 1, "size": 100},
+            timeout=5,
+        )
+        result = answer.json()["result"]
+        assert result["num"] == 3 and len(result["list"]) == 2 and isinstance(result["list"][0]["id"], str)
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from solax.simulator.profiles import PROFILES
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
@@ -27,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--sim-port", type=int, default=8765)
         parser.add_argument("--fleet", default="demo", choices=["small", "demo", "large"])
+        parser.add_argument("--sim-profile", default="default", choices=list(PROFILES),
+                            help="the simulated cloud's profile (solax.simulator.profiles)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         py = sys.executable
@@ -37,7 +41,7 @@ class Command(BaseCommand):
             env["SOLAX_ALLOWED_BASE_URLS"] = ",".join([*settings.SOLAX_ALLOWED_BASE_URLS, simulator])
         commands = [
             [py, "-m", "solax.simulator", "--port", str(options["sim_port"]), "--fleet", options["fleet"],
-             "--seed", "1"],
+             "--seed", "1", "--profile", options["sim_profile"]],
             [py, "-m", "celery", "-A", "fleet", "worker", "--beat", "--loglevel=WARNING", "--concurrency=2"],
             [py, "manage.py", "runserver", f"127.0.0.1:{options['port']}", "--noreload"],
         ]

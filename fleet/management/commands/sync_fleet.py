@@ -39,4 +39,5 @@ class Command(BaseCommand):
                 run = SyncRun.objects.get(pk=run.pk)
                 self.stdout.write(f"  pages {run.pages_done}/{run.pages_total}, calls {run.calls_used}")
             self.stdout.write(f"{account.name}: {run.state}, {run.groups_seen} groups and {run.members_seen} "
-                              f"members seen in {run.calls_used} calls" + (f"\n{run.error}" if run.error else ""))
+                              f"members seen in {run.calls_used} calls" + (f"\n{run.error}" if run.error else "")
+                              + (f"\nincomplete, nothing was removed:\n{run.incomplete}" if run.incomplete else ""))
