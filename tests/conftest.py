@@ -220,6 +220,7 @@ def mirrored_fleet(sim_account, simulator):  # type: ignore[no-untyped-def]
 def fast_commands(settings, sim_account, simulator):  # type: ignore[no-untyped-def]
     """Short poll delays and expiry, and a limit the tests do not hit (the simulator's too)."""
     settings.COMMAND_POLL_BASE_SECONDS = 0.05
+    settings.COMMAND_FIRST_RESULT_SECONDS = 0.5  # past the fast simulator's device delay (0.05-0.2 s)
     settings.COMMAND_POLL_CAP_SECONDS = 0.2
     settings.COMMAND_EXPIRY_SECONDS = 20
     settings.COMMAND_CALLBACK_GRACE_SECONDS = 1

@@ -55,20 +55,45 @@ def _batch_of(call: ApiCall) -> CommandBatch | None:
     return batch
 
 
-def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: str) -> None:
-    """Queue the batch's next poll after its backoff, but never after the batch's deadline (counted
-    from its own send): the last look is just before it."""
+def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: str, *,
+          delay: timedelta | None = None, final: bool = False, seen: bool = False, late: bool = False) -> None:
+    """Queue the batch's next poll after ``delay`` (else its backoff), but never after the batch's
+    deadline (counted from its own send); ``final`` marks the one last look just before it."""
     command = batch.command
-    at = timezone.now() + _poll_delay(batch.polls)
+    at = timezone.now() + (_poll_delay(batch.polls) if delay is None else delay)
     deadline = batch.deadline or command.expires_at
-    if deadline and at > deadline:
-        at = deadline
+    if deadline and (final or at > deadline):
+        at = max(timezone.now(), deadline - _final_margin())
     batch.polls += 1
     batch.next_poll_at = at
     batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
+    context: dict[str, Any] = {"batch": batch.pk, **({"final": True} if final else {}),
+                               **({"seen": True} if seen else {}), **({"late": True} if late else {})}
     queue.enqueue(command.account, endpoint, params, purpose=f"follow {command.label}"[:200], handler=handler,
-                  context={"batch": batch.pk}, origin_kind="command", origin_code=command.code,
+                  context=context, origin_kind="command", origin_code=command.code,
                   priority=Priority.POLL, not_before=at)
+
+
+def _final_margin() -> timedelta:
+    """How long before a batch's deadline its final look goes out (time for a busy queue to send it)."""
+    return timedelta(seconds=min(60.0, settings.COMMAND_EXPIRY_SECONDS * 0.1))
+
+
+def first_result_delay(account: Any) -> timedelta:
+    """When to look for results first: the delay this account's devices were seen to need (learned
+    from its recent batches), else COMMAND_FIRST_RESULT_SECONDS."""
+    seconds = account.result_delay_seconds or settings.COMMAND_FIRST_RESULT_SECONDS
+    return timedelta(seconds=seconds)
+
+
+def _adjust_delay(account: Any, factor: float) -> None:
+    """Learn when to look first: lengthen the account's delay when answers came after the first look
+    (it was too early), shorten it a little when everything had answered by then (try earlier)."""
+    current = account.result_delay_seconds or settings.COMMAND_FIRST_RESULT_SECONDS
+    cap = settings.COMMAND_EXPIRY_SECONDS / 2
+    learned = round(min(cap, max(settings.COMMAND_POLL_BASE_SECONDS, current * factor)), 3)
+    type(account).objects.filter(pk=account.pk).update(result_delay_seconds=learned)
+    account.result_delay_seconds = learned
 
 
 def _read(call: ApiCall, outcome: handlers.Outcome) -> Any:
@@ -142,7 +167,8 @@ def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
     if task_id:
         batch.task_id = task_id
         batch.state = CommandState.RUNNING
-        _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result")
+        _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result",
+              delay=first_result_delay(batch.command.account))
     elif not _past_deadline(batch):
         _poll(batch, "query_command", endpoints.query_command_params(batch.vendor_command_id), "commands.task")
     refresh(batch.command)
@@ -181,12 +207,43 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
                                      ["state", "answer", "answered_at", "dongle_sn"])
     # The cloud lists every device it controlled: one it still reports pending keeps the batch polled,
     # even when it is not one of ours, so that its answer is recorded too.
-    if len(changed) == len(pending) and all(text is not None for text in answers.values()):
+    done = len(changed) == len(pending) and all(text is not None for text in answers.values())
+    context = call.context or {}
+    first, final = not context.get("seen"), bool(context.get("final"))
+    account = batch.command.account
+    if not first and changed and not context.get("late"):
+        _adjust_delay(account, 1.5)  # answers after the first look: it came too early
+    if done:
+        if first:
+            _adjust_delay(account, 0.95)
         batch.state = CommandState.SUCCEEDED
         batch.save(update_fields=["state"])
-    elif not _past_deadline(batch):
-        _poll(batch, "query_result", endpoints.query_result_params(batch.task_id), "commands.result")
+    elif final or _past_deadline(batch):
+        _settle_silent(batch, now)
+    else:
+        total = DeviceResult.objects.filter(batch=batch).count()
+        _follow_results(batch, changed=len(changed), answered_share=1 - (len(pending) - len(changed)) / max(1, total),
+                        first=first, late=(not first and bool(changed)) or bool(context.get("late")))
     refresh(batch.command)
+
+
+def _follow_results(batch: CommandBatch, *, first: bool, changed: int, answered_share: float, late: bool) -> None:
+    """Poll economy. The first look goes out after the account's learned delay. While fewer than half
+    the devices have answered, the looks came too early: poll again with backoff; after the first
+    look, also while new answers keep arriving. Otherwise one final look just before the deadline;
+    the devices still silent then are "no answer" with no further call."""
+    params = endpoints.query_result_params(batch.task_id)
+    soon = answered_share < 0.5 or (not first and changed > 0)
+    _poll(batch, "query_result", params, "commands.result", final=not soon, seen=True, late=late)
+
+
+def _settle_silent(batch: CommandBatch, now: datetime) -> None:
+    """The final look found devices still silent: they are "no answer" now, with no further call."""
+    DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING).update(
+        state=DeviceState.NO_ANSWER, answer=f"no answer by the final look at {now:%H:%M:%S} UTC (offline?)",
+        answered_at=now)
+    batch.state = CommandState.EXPIRED
+    batch.save(update_fields=["state"])
 
 
 def _learn_dongles(batch: CommandBatch, pending: list[DeviceResult]) -> list[DeviceResult]:

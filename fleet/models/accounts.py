@@ -101,6 +101,8 @@ class SolaxAccount(models.Model):
     control_share_percent = models.PositiveIntegerField(default=20)
     # The most SNs one batch call (batchTempControl) carries. The document states no maximum; 100
     # until a real cloud is known to take more. A command's plan says which limit applies.
+    # How long after a send this account's devices were seen to answer (learned; empty: the default).
+    result_delay_seconds = models.FloatField(null=True, blank=True, editable=False)
     max_sns_per_call = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
         help_text="The most SNs one batch control call carries (the vendor states no maximum).")

@@ -184,3 +184,40 @@ def test_an_answer_for_a_device_not_in_the_mirror_is_kept_and_shown(mirrored_fle
     page = viewer_client.get(f"/commands/{command.code}/")
     assert page.status_code == 200
     assert b"answered, not in the mirror" in page.content and dongle.encode() in page.content
+
+
+def test_silent_devices_cost_at_most_two_result_polls_per_batch(mirrored_fleet, fast_commands, simulator):
+    """Poll economy: a first look after the learned delay, then (answers no longer arriving) one final
+    look before the deadline; the silent devices are then "no answer" without more calls."""
+    fast_commands.COMMAND_EXPIRY_SECONDS = 4
+    mirrored_fleet.result_delay_seconds = 0.6  # as learned: the simulator's devices answer within 0.2 s
+    mirrored_fleet.save(update_fields=["result_delay_seconds"])
+    group, offline = _group_with_offline(simulator, mirrored_fleet)
+    command = service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
+    command = drive(command, 12)
+    polls = ApiCall.objects.filter(origin_code=command.code, endpoint="query_result").count()
+    assert command.state == CommandState.PARTIAL and polls == 2, polls
+    silent = command.results.filter(state=DeviceState.NO_ANSWER)
+    assert set(silent.values_list("sn", flat=True)) == offline
+    assert "final look" in silent.first().answer
+
+
+def test_a_first_look_that_comes_too_early_lengthens_the_learned_delay(mirrored_fleet, fast_commands, simulator):
+    simulator.sim.configure(device_delay=(1.0, 1.2))
+    group = Group.objects.filter(account=mirrored_fleet).first()
+    for member in group.members.all():
+        simulator.sim.set_device(member.inverter_sn, online=True)
+    command = drive(service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE))
+    assert command.state == CommandState.SUCCEEDED
+    mirrored_fleet.refresh_from_db()
+    assert mirrored_fleet.result_delay_seconds > fast_commands.COMMAND_FIRST_RESULT_SECONDS
+
+
+def test_the_first_result_poll_waits_for_the_learned_delay(mirrored_fleet, fast_commands, simulator):
+    from datetime import timedelta
+
+    mirrored_fleet.result_delay_seconds = 7.5
+    mirrored_fleet.save(update_fields=["result_delay_seconds"])
+    assert tracking.first_result_delay(mirrored_fleet) == timedelta(seconds=7.5)
+    mirrored_fleet.result_delay_seconds = None
+    assert tracking.first_result_delay(mirrored_fleet) == timedelta(seconds=fast_commands.COMMAND_FIRST_RESULT_SECONDS)
