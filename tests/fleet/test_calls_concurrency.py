@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 
 from fleet import calls
-from fleet.models import ApiCall, CallState, Priority, SolaxAccount
+from fleet.models import ApiCall, CallAttempt, CallState, Priority, SolaxAccount
 from solax.simulator.testing import running_simulator
 from tests.conftest import FAST_SIM
 from tests.support import workers
@@ -165,3 +165,34 @@ def test_a_worker_killed_at_random_never_duplicates_a_write(org, fast_pipeline):
     delivered = counters["tokens"][sim.token]["calls"].get("single_control", 0)
     # every success was delivered exactly once; an unknown one at most once
     assert states.get(CallState.SUCCEEDED, 0) <= delivered <= 200
+
+
+def test_eight_claimers_threads_and_processes_drain_400_calls_without_an_error(org, fast_pipeline):
+    """Four pump threads and four `pump --loop` processes claim one account's backlog at once: every
+    claimer that waited for the account's lock must measure the budget after it got the lock (a stale
+    sequence number is a duplicate attempt, an IntegrityError, a dead worker)."""
+    with running_simulator(fleet="small", per_minute=200, clock=_fast_clock(), **FAST_SIM) as sim:
+        account = _account(org, sim, per_minute=200)
+        _backlog(account, sim, 400)
+        procs = [workers.start_process(60, fast_pipeline) for _ in range(4)]
+        try:
+            thread_errors = workers.run_threads(4, account.pk, until_idle=45)
+            end = time.monotonic() + 30
+            while time.monotonic() < end and ApiCall.objects.filter(
+                    account=account, state__in=[CallState.QUEUED, CallState.SENDING]).exists():
+                time.sleep(0.2)
+            alive = [p.poll() is None for p in procs]
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        stderr = b"".join(p.stderr.read() for p in procs if p.stderr).decode(errors="replace")
+        counters = sim.counters()
+    assert thread_errors == []
+    assert "Traceback" not in stderr and "IntegrityError" not in stderr, stderr[-3000:]
+    assert all(alive)
+    assert _states(account) == {CallState.SUCCEEDED: 400}
+    assert counters["tokens"][sim.token]["violations"] == 0
+    assert counters["tokens"][sim.token]["rate_limited"] == 0
+    assert counters["duplicates"] == 0
+    assert CallAttempt.objects.filter(account=account).count() == 400
