@@ -148,17 +148,24 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
-    """Lock the account row and read its budget use and the slots reserved for schedule edges in one
-    statement (the ORM equivalents are `_usage_subqueries` and `fleet.schedules.reserved_slots`; this
-    hot path is hand-written because compiling the subqueries per call cost more than running them)."""
+    """Lock the account row, then read its budget use and the slots reserved for schedule edges (the
+    ORM equivalents are `_usage_subqueries` and `fleet.schedules.reserved_slots`; this hot path is
+    hand-written because compiling the subqueries per call cost more than running them).
+
+    The lock comes first and the measuring after it is granted: a PostgreSQL statement reads with the
+    snapshot it started with, so a claimer that waited inside a measuring ``SELECT ... FOR UPDATE``
+    would see the numbers from before the holder's claim and reuse its sequence number. On PostgreSQL
+    the two statements travel in one round trip (Django's client-side binding sends them as one
+    query; each statement takes its own snapshot under READ COMMITTED). SQLite's IMMEDIATE
+    transaction holds the write lock from BEGIN, so one statement measures after the lock there.
+    """
     from fleet.schedules import RESERVE_AHEAD, grace  # the schedules import the pipeline, not the reverse
 
     ops = connection.ops
     accounts = ops.quote_name(SolaxAccount._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
     schedules = ops.quote_name(Schedule._meta.db_table)
-    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    sql = (  # only the models' own quoted table names are interpolated
+    measure = (  # only the models' own quoted table names are interpolated
         f"SELECT a.*, "  # noqa: S608
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_seq, "
         f"(SELECT sent_at FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_sent_at, "
@@ -168,15 +175,19 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
         f"AS minute_first_seq, "
         f"(SELECT COALESCE(SUM(calls_per_edge), 0) FROM {schedules} WHERE account_id = a.id AND enabled = %s "
         f"AND next_edge_at > %s AND next_edge_at <= %s) AS reserved_slots "
-        f"FROM {accounts} a WHERE a.id = %s{lock}"
+        f"FROM {accounts} a WHERE a.id = %s"
     )
     params = [ops.adapt_datetimefield_value(now - DAY), ops.adapt_datetimefield_value(now - minute_window()),
               True, ops.adapt_datetimefield_value(now - grace()),
               ops.adapt_datetimefield_value(now + RESERVE_AHEAD), account_id]
-    rows = list(SolaxAccount.objects.raw(sql, params))
-    if not rows:
+    if connection.features.has_select_for_update:
+        account = _lock_then_measure(f"SELECT id FROM {accounts} WHERE id = %s FOR UPDATE", measure,  # noqa: S608
+                                     [account_id], params)
+    else:
+        rows = list(SolaxAccount.objects.raw(measure, params))
+        account = rows[0] if rows else None
+    if account is None:
         return None
-    account = rows[0]
     last_sent = getattr(account, "last_sent_at", None)
     # SQLite hands back a subquery's datetime as UTC text or as a naive datetime
     if isinstance(last_sent, str):
@@ -184,6 +195,30 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
     if last_sent is not None and last_sent.tzinfo is None:
         last_sent = last_sent.replace(tzinfo=UTC)
     account.last_sent_at = last_sent  # type: ignore[attr-defined]
+    return account
+
+
+_MEASURED = ("last_seq", "last_sent_at", "day_first_seq", "minute_first_seq", "reserved_slots")
+
+
+def _lock_then_measure(lock: str, measure: str, lock_params: list[Any], params: list[Any]) -> SolaxAccount | None:
+    """Run the locking statement, then the measuring one (PostgreSQL); return the account annotated
+    with the measured figures, or None if it is gone."""
+    with connection.cursor() as cursor:
+        if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+            cursor.execute(lock, lock_params)  # a prepared statement holds one command: two round trips
+            cursor.execute(measure, params)
+        else:
+            cursor.execute(f"{lock}; {measure}", [*lock_params, *params])
+            cursor.nextset()
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        values = dict(zip((column.name for column in cursor.description), row, strict=True))
+    fields = SolaxAccount._meta.concrete_fields
+    account = SolaxAccount.from_db(connection.alias, [f.attname for f in fields], [values[f.column] for f in fields])
+    for name in _MEASURED:
+        setattr(account, name, values[name])
     return account
 
 
