@@ -89,7 +89,7 @@ def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourChar
         for row in CallAttempt.objects.filter(account=account, sent_at__gte=start)
         .annotate(hour=TruncHour("sent_at")).values("hour").annotate(n=Count("id")).order_by()
     }
-    per_hour_limit = max(1, account.calls_per_day // 24)
+    per_hour_limit = max(1, account.day_limit // 24)
     top = max([per_hour_limit, *counts.values()]) * 1.1
     bars = []
     for i in range(24):

@@ -48,13 +48,15 @@ from fleet.ledger import (  # noqa: E402
     prune_attempts,
     queue_depth,
     record_past_attempts,
+    resume_readable_tokens,
 )
 
 __all__ = [
     "DAY", "Budget", "Handler", "Outcome", "accounts_with_due_calls", "budget_of", "callback_url", "cancel",
     "claim_next",
     "client_for", "enqueue", "kick", "minute_window", "next_free_slot", "prune_attempts", "pump",
-    "queue_depth", "record_past_attempts", "recover_stale", "register", "send", "stale_after", "sweep",
+    "queue_depth", "record_past_attempts", "recover_stale", "register", "resume_readable_tokens", "send",
+    "stale_after", "sweep",
 ]
 
 TOKEN_REJECTED_CODES = {"103", "1001"}  # token invalid, Interface Unauthorized: the whole account
@@ -372,8 +374,10 @@ def recover_stale(now: datetime | None = None) -> int:
 
 
 def sweep() -> int:
-    """The beat tick: recover stale calls, then pump every account with due calls once through."""
+    """The beat tick: recover stale calls, resume accounts whose token opens again, then pump every
+    account with due calls once through."""
     recover_stale()
+    resume_readable_tokens()
     return pump(wait=False, max_seconds=settings.SOLAX_SWEEP_SECONDS)
 
 

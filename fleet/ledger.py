@@ -19,10 +19,14 @@ from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
+from fleet.models.accounts import TOKEN_UNREADABLE_REASON
 
 log = logging.getLogger("fleet.calls")
 
 DAY = timedelta(days=1)
+# An account whose token the keys cannot open pauses this long at a time; each claim after the pause
+# checks again, and each sweep lifts it as soon as the token opens (keys fixed, workers restarted).
+TOKEN_UNREADABLE_PAUSE = timedelta(minutes=1)
 
 def minute_window() -> timedelta:
     """The rolling window of the per-minute limit, padded so latency cannot push two windows' worth
@@ -83,14 +87,16 @@ def _budget_from(row: Any) -> Budget:
     def used(first: int | None) -> int:
         return 0 if first is None else row.last_seq - first + 1
 
+    # The limits are held to SOLAX_MAX_CALLS_PER_*, so that a row edited elsewhere cannot exceed them.
+    minute_limit, day_limit = row.minute_limit, row.day_limit
     return Budget(
         minute_used=used(row.minute_first_seq),
-        minute_limit=row.calls_per_minute,
+        minute_limit=minute_limit,
         day_used=used(row.day_first_seq),
-        day_limit=row.calls_per_day,
-        minute_margin=min(row.safety_margin_per_minute, row.calls_per_minute - 1),
-        day_margin=min(row.safety_margin_per_day, row.calls_per_day - 1),
-        control_reserve=row.calls_per_day * row.control_share_percent // 100,
+        day_limit=day_limit,
+        minute_margin=min(row.safety_margin_per_minute, minute_limit - 1),
+        day_margin=min(row.safety_margin_per_day, day_limit - 1),
+        control_reserve=day_limit * row.control_share_percent // 100,
     )
 
 
@@ -124,13 +130,18 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
     Runs under a lock on the account row (``select_for_update`` on PostgreSQL, the IMMEDIATE
     transaction's write lock on SQLite), so that workers on any number of machines share one budget.
-    The claim and its CallAttempt commit before any HTTP: two statements on PostgreSQL (lock and
-    measure budget use and reserved slots; claim the call and record its attempt), three on SQLite.
+    The claim and its CallAttempt commit before any HTTP: two round trips on PostgreSQL (lock, then
+    measure budget use and reserved slots; claim the call and record its attempt), three statements
+    on SQLite. A token that TOKEN_ENCRYPTION_KEYS cannot open pauses the account instead.
     """
     with transaction.atomic():
         now = now or timezone.now()
         account = _lock_and_measure(account_id, now)
         if account is None or account.is_paused(now):
+            return None
+        if not account.token_readable:
+            # Checked before anything is claimed or counted: the call waits in the queue.
+            _pause_unreadable(account, now)
             return None
         # Slots reserved for schedule edges about to fire go to control writes only.
         allowed = _budget_from(account).lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
@@ -220,6 +231,27 @@ def _lock_then_measure(lock: str, measure: str, lock_params: list[Any], params: 
     for name in _MEASURED:
         setattr(account, name, values[name])
     return account
+
+
+def _pause_unreadable(account: SolaxAccount, now: datetime) -> None:
+    """Pause an account whose stored token TOKEN_ENCRYPTION_KEYS cannot open (never sent, never counted)."""
+    SolaxAccount.objects.filter(pk=account.pk).update(paused_until=now + TOKEN_UNREADABLE_PAUSE,
+                                                      pause_reason=TOKEN_UNREADABLE_REASON)
+    log.error("account %s paused: its token cannot be decrypted with TOKEN_ENCRYPTION_KEYS", account.pk)
+
+
+def resume_readable_tokens(now: datetime | None = None) -> int:
+    """Lift the pause of every account paused for an unreadable token that now opens (the keys were
+    fixed). Returns how many resumed. Touches only accounts paused for that reason."""
+    now = now or timezone.now()
+    resumed = 0
+    for account in SolaxAccount.objects.filter(pause_reason=TOKEN_UNREADABLE_REASON, paused_until__gt=now).only(
+            "pk", "token_ciphertext"):
+        if account.token_readable and SolaxAccount.objects.filter(
+                pk=account.pk, pause_reason=TOKEN_UNREADABLE_REASON).update(paused_until=None, pause_reason="") == 1:
+            log.warning("account %s resumed: its token opens with TOKEN_ENCRYPTION_KEYS again", account.pk)
+            resumed += 1
+    return resumed
 
 
 def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime, seq: int) -> ApiCall | None:

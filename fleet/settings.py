@@ -211,6 +211,10 @@ TOKEN_ENCRYPTION_KEYS: list[str] = _token_keys
 SOLAX_VPP_BASE_URL = _url("SOLAX_VPP_BASE_URL", "https://www.solaxcloud.com:9443/proxy")
 SOLAX_EV_BASE_URL = _url("SOLAX_EV_BASE_URL", "https://www.solaxcloud.com/proxyApp/proxy/api")
 PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# The most an account may be configured to spend: the vendor's published limits per token. A
+# contract that allows more (or a fast test) raises them; the form and the ledger both hold to them.
+SOLAX_MAX_CALLS_PER_MINUTE = _int("SOLAX_MAX_CALLS_PER_MINUTE", 10, minimum=1)
+SOLAX_MAX_CALLS_PER_DAY = _int("SOLAX_MAX_CALLS_PER_DAY", 10_000, minimum=1)
 SOLAX_CONNECT_TIMEOUT = _int("SOLAX_CONNECT_TIMEOUT", 5, minimum=1)
 SOLAX_READ_TIMEOUT = _int("SOLAX_READ_TIMEOUT", 20, minimum=1)
 # The call pipeline. The vendor's minute is 60 s; the pad widens our rolling window so that latency

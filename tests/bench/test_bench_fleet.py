@@ -54,7 +54,8 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def test_bench_full_sync_of_the_large_fleet(org, monkeypatch):
+def test_bench_full_sync_of_the_large_fleet(org, monkeypatch, settings):
+    settings.SOLAX_MAX_CALLS_PER_MINUTE, settings.SOLAX_MAX_CALLS_PER_DAY = 1_000_000, 10_000_000
     with running_simulator(fleet="large", seed=3, per_minute=1_000_000, per_day=10_000_000) as sim:
         account = SolaxAccount(organization=org, name="Large", vpp_base_url=sim.vpp_base_url,
                                ev_base_url=sim.ev_base_url, calls_per_minute=1_000_000, calls_per_day=10_000_000)

@@ -35,10 +35,13 @@ def _fast_clock():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def fast_pipeline(settings):  # type: ignore[no-untyped-def]
+    """A 2 s minute, and room for budgets above the vendor's 10 a minute (the simulator's are too)."""
     settings.SOLAX_MINUTE_SECONDS = MINUTE
     settings.SOLAX_WINDOW_PAD_SECONDS = 1
     settings.SOLAX_PUMP_MAX_WAIT = 2
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 1000
     return {"SOLAX_MINUTE_SECONDS": str(MINUTE), "SOLAX_WINDOW_PAD_SECONDS": "1", "SOLAX_PUMP_MAX_WAIT": "2",
+            "SOLAX_MAX_CALLS_PER_MINUTE": "1000",
             "SOLAX_CONNECT_TIMEOUT": "1", "SOLAX_READ_TIMEOUT": "2", "SOLAX_STALE_GRACE_SECONDS": "1",
             "LOG_LEVEL": "WARNING"}
 
