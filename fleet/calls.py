@@ -64,6 +64,7 @@ TOKEN_REJECTED_PAUSE = timedelta(minutes=15)
 MAX_READ_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 300
+ACCOUNTS_RELIST_SECONDS = 1.0
 
 
 # Handlers -------------------------------------------------------------------------------------
@@ -309,8 +310,15 @@ def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float
     """
     deadline = time.monotonic() + max_seconds
     sent = 0
+    account_ids: list[int] = []
+    listed_until = 0.0
     while time.monotonic() < deadline:
-        account_ids = [account_id] if account_id else accounts_with_due_calls()
+        # Which accounts have due calls is a query of its own: read it again every ACCOUNTS_RELIST_SECONDS
+        # while calls go out (not before every call), and always before deciding that nothing is due.
+        listed = time.monotonic() >= listed_until
+        if listed:
+            account_ids = [account_id] if account_id else accounts_with_due_calls()
+            listed_until = time.monotonic() + ACCOUNTS_RELIST_SECONDS
         progressed = False
         for acc_id in account_ids:
             call = claim_next(acc_id)
@@ -319,6 +327,9 @@ def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float
                 sent += 1
                 progressed = True
         if progressed:
+            continue
+        if not listed:
+            listed_until = 0.0
             continue
         pause = _wait_for_slot(account_ids) if wait else None
         if pause is None:
