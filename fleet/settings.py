@@ -257,6 +257,10 @@ try:
 except ValueError as _exc:
     raise ImproperlyConfigured(f"SOLAX_ALLOWED_BASE_URLS: {_exc}")
 PUBLIC_BASE_URL = _url("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# The most an account may be configured to spend: the vendor's published limits per token. A
+# contract that allows more (or a fast test) raises them; the form and the ledger both hold to them.
+SOLAX_MAX_CALLS_PER_MINUTE = _int("SOLAX_MAX_CALLS_PER_MINUTE", 10, minimum=1)
+SOLAX_MAX_CALLS_PER_DAY = _int("SOLAX_MAX_CALLS_PER_DAY", 10_000, minimum=1)
 SOLAX_CONNECT_TIMEOUT = _int("SOLAX_CONNECT_TIMEOUT", 5, minimum=1)
 SOLAX_READ_TIMEOUT = _int("SOLAX_READ_TIMEOUT", 20, minimum=1)
 # The call pipeline. The vendor's minute is 60 s; the pad widens our rolling window so that latency

@@ -224,6 +224,7 @@ def fast_commands(settings, sim_account, simulator):  # type: ignore[no-untyped-
     settings.COMMAND_POLL_CAP_SECONDS = 0.2
     settings.COMMAND_EXPIRY_SECONDS = 20
     settings.COMMAND_CALLBACK_GRACE_SECONDS = 1
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 1000
     simulator.sim.configure(per_minute=1000, per_day=100000, device_failure_rate=0.0)
     sim_account.calls_per_minute = 1000
     sim_account.save(update_fields=["calls_per_minute"])

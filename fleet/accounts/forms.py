@@ -6,12 +6,16 @@ import re
 import zoneinfo
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from fleet import crypto
 from fleet.accounts import throttle
 from fleet.models import Role, SafetyEnvelope, SolaxAccount
+from fleet.models.accounts import TOKEN_PAUSE_PREFIXES
 
 TOKEN_RE = re.compile(r"^\d{20,30}$")
 
@@ -63,8 +67,15 @@ class SolaxAccountForm(forms.ModelForm):
     )
     vpp_base_url = forms.URLField(assume_scheme="https", label="VPP API base URL")
     ev_base_url = forms.URLField(assume_scheme="https", label="EV charger API base URL")
+    max_sns_per_call = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000, label="SNs per batch call",
+        help_text="The most SNs one batch control call carries; SolaX documents no maximum. Empty: 100.")
     timezone = forms.CharField(max_length=64, validators=[validate_timezone],
                                help_text="Timezone of the sites, for schedules (IANA name).")
+
+    def clean_max_sns_per_call(self) -> int:
+        value = self.cleaned_data.get("max_sns_per_call")
+        return value if value is not None else (self.instance.max_sns_per_call or 100)
 
     class Meta:
         model = SolaxAccount
@@ -76,15 +87,32 @@ class SolaxAccountForm(forms.ModelForm):
         if self.instance.pk is None:
             self.fields["token"].required = True
             self.fields["token"].help_text = "The tokenId from SolaX: 20 to 30 digits."
-        self.fields["calls_per_minute"].help_text = "SolaX allows 10."
-        self.fields["calls_per_day"].help_text = "SolaX allows 10,000."
+        self.fields["calls_per_minute"].help_text = (
+            f"SolaX allows 10; this site at most {settings.SOLAX_MAX_CALLS_PER_MINUTE:,}.")
+        self.fields["calls_per_day"].help_text = (
+            f"SolaX allows 10,000; this site at most {settings.SOLAX_MAX_CALLS_PER_DAY:,}.")
 
     def clean_token(self) -> str:
         token = self.cleaned_data["token"]
         if token and not TOKEN_RE.match(token):
             # Never echo the value back: it may be a real token with a typo.
             raise ValidationError("The token must be 20 to 30 digits, nothing else.")
+        clash = self.token_clash(token) if token else None
+        if clash:
+            raise ValidationError(clash)
         return token
+
+    def token_clash(self, token: str) -> str | None:
+        """One token, one budget: return why `token` is refused when another account, in any
+        organization, holds it, or None. Only this organization's admins (the form's users) learn
+        which of their accounts it is."""
+        holder = (SolaxAccount.objects.filter(token_digest__in=crypto.token_digests(token))
+                  .exclude(pk=self.instance.pk).only("name", "organization_id").first())
+        if holder is None:
+            return None
+        if holder.organization_id == self.instance.organization_id:
+            return f"This token is already used by the account “{holder.name}”."
+        return "This token is already in use."
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
@@ -99,26 +127,46 @@ class SolaxAccountForm(forms.ModelForm):
 
     def clean_calls_per_minute(self) -> int:
         value = self.cleaned_data["calls_per_minute"]
-        if not 1 <= value <= 10_000:
-            raise ValidationError("Between 1 and 10,000 calls a minute.")
+        if not 1 <= value <= settings.SOLAX_MAX_CALLS_PER_MINUTE:
+            raise ValidationError(f"Between 1 and {settings.SOLAX_MAX_CALLS_PER_MINUTE:,} calls a minute.")
         return value
 
     def clean_calls_per_day(self) -> int:
         value = self.cleaned_data["calls_per_day"]
-        if not 1 <= value <= 10_000_000:
-            raise ValidationError("Between 1 and 10,000,000 calls a day.")
+        if not 1 <= value <= settings.SOLAX_MAX_CALLS_PER_DAY:
+            raise ValidationError(f"Between 1 and {settings.SOLAX_MAX_CALLS_PER_DAY:,} calls a day.")
         return value
 
     def save(self, commit: bool = True) -> SolaxAccount:
         account = super().save(commit=False)
         if self.cleaned_data.get("token"):
             account.set_token(self.cleaned_data["token"])
-            if account.pause_reason.startswith("SolaX rejected the token"):
+            if account.pause_reason.startswith(TOKEN_PAUSE_PREFIXES):
                 account.paused_until = None  # a new token deserves a try at once
                 account.pause_reason = ""
         if commit:
             account.save()
         return account
+
+    def save_unless_taken(self) -> SolaxAccount | None:
+        """Save in a savepoint and return the account; or return None, with a form error, when a
+        concurrent save took the token (or the name) between validation and the INSERT."""
+        try:
+            with transaction.atomic():
+                return self.save()
+        except IntegrityError:
+            if self.instance.pk is not None:  # the page shows the stored token's last digits, not the refused one's
+                self.instance.refresh_from_db(fields=["token_ciphertext", "token_digest", "token_last4"])
+            token = self.cleaned_data.get("token")
+            clash = self.token_clash(token) if token else None
+            if clash:
+                self.add_error("token", clash)
+                return None
+            if SolaxAccount.objects.filter(organization_id=self.instance.organization_id,
+                                           name=self.cleaned_data.get("name")).exclude(pk=self.instance.pk).exists():
+                self.add_error("name", "Your organization already has an account with this name.")
+                return None
+            raise
 
 
 class RoleForm(forms.Form):

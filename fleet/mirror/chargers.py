@@ -82,7 +82,7 @@ def on_status(call: ApiCall, outcome: handlers.Outcome) -> None:
 
 def daily_allowance(account: SolaxAccount) -> int:
     """Return how many status reads a day the account's budget share allows."""
-    return account.calls_per_day * settings.FLEET_CHARGER_STATUS_SHARE_PERCENT // 100
+    return account.day_limit * settings.FLEET_CHARGER_STATUS_SHARE_PERCENT // 100
 
 
 def status_tick(account: SolaxAccount, now: datetime | None = None) -> ApiCall | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 import uuid
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone as dj_timezone
@@ -80,6 +81,27 @@ def _default_tz() -> str:
     return settings.TIME_ZONE
 
 
+# Pause reasons that a newly entered token ends (the form clears them; see SolaxAccountForm.save).
+TOKEN_UNREADABLE_REASON = "token cannot be decrypted: check TOKEN_ENCRYPTION_KEYS"
+TOKEN_SHARED_REASON = "another account holds the same token: enter this account's own token in Settings"
+TOKEN_PAUSE_PREFIXES = ("SolaX rejected the token", TOKEN_UNREADABLE_REASON, TOKEN_SHARED_REASON)
+# A pause that only a person ends (by entering a token), not the clock.
+UNTIL_CHANGED = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def validate_calls_per_minute(value: int) -> None:
+    """Refuse a per-minute budget above SOLAX_MAX_CALLS_PER_MINUTE (read at validation time)."""
+    if value > settings.SOLAX_MAX_CALLS_PER_MINUTE:
+        raise ValidationError(f"At most {settings.SOLAX_MAX_CALLS_PER_MINUTE:,} calls a minute "
+                              "(SOLAX_MAX_CALLS_PER_MINUTE).")
+
+
+def validate_calls_per_day(value: int) -> None:
+    """Refuse a daily budget above SOLAX_MAX_CALLS_PER_DAY (read at validation time)."""
+    if value > settings.SOLAX_MAX_CALLS_PER_DAY:
+        raise ValidationError(f"At most {settings.SOLAX_MAX_CALLS_PER_DAY:,} calls a day (SOLAX_MAX_CALLS_PER_DAY).")
+
+
 class SolaxAccount(models.Model):
     """A SolaX Cloud token and the budget that every request made with it shares."""
 
@@ -88,12 +110,17 @@ class SolaxAccount(models.Model):
     name = models.CharField(max_length=100)
     token_ciphertext = models.TextField(editable=False)
     token_last4 = models.CharField(max_length=4, editable=False)
+    # One token, one budget: a keyed digest of the token (fleet.crypto.token_digest), unique across
+    # every organization. NULL only for a legacy row whose token could not be read at migration time.
+    token_digest = models.CharField(max_length=64, unique=True, null=True, editable=False)
     # Only under SOLAX_ALLOWED_BASE_URLS: the token goes there (the dispatcher checks again at send time).
     vpp_base_url = models.URLField(default=_default_vpp_url, validators=[validate_base_url])
     ev_base_url = models.URLField(default=_default_ev_url, validators=[validate_base_url])
     timezone = models.CharField(max_length=64, default=_default_tz)
-    calls_per_minute = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
-    calls_per_day = models.PositiveIntegerField(default=10_000, validators=[MinValueValidator(1)])
+    calls_per_minute = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), validate_calls_per_minute])
+    calls_per_day = models.PositiveIntegerField(
+        default=10_000, validators=[MinValueValidator(1), validate_calls_per_day])
     # Calls held back from each limit so that clock skew and latency never push us over it.
     safety_margin_per_minute = models.PositiveIntegerField(default=1)
     safety_margin_per_day = models.PositiveIntegerField(default=100)
@@ -122,13 +149,34 @@ class SolaxAccount(models.Model):
         return f"<SolaxAccount {self.name!r} token=…{self.token_last4}>"
 
     def set_token(self, token: str) -> None:
-        """Store `token` encrypted; only its last four digits stay readable."""
+        """Store `token` encrypted, with its keyed digest; only its last four digits stay readable."""
         self.token_ciphertext = crypto.encrypt(token)
+        self.token_digest = crypto.token_digest(token)
         self.token_last4 = token[-4:]
 
     def get_token(self) -> str:
         """Return the plaintext token, for the call pipeline only."""
         return crypto.decrypt(self.token_ciphertext)
+
+    @property
+    def token_readable(self) -> bool:
+        """True when TOKEN_ENCRYPTION_KEYS open the stored token (the pipeline sends nothing otherwise)."""
+        return crypto.can_decrypt(self.token_ciphertext)
+
+    @property
+    def token_problem(self) -> str:
+        """What the pages say about the stored token when the keys cannot open it, else ""."""
+        return "" if self.token_readable else TOKEN_UNREADABLE_REASON
+
+    @property
+    def minute_limit(self) -> int:
+        """calls_per_minute, held to SOLAX_MAX_CALLS_PER_MINUTE whatever the row says."""
+        return max(1, min(self.calls_per_minute, settings.SOLAX_MAX_CALLS_PER_MINUTE))
+
+    @property
+    def day_limit(self) -> int:
+        """calls_per_day, held to SOLAX_MAX_CALLS_PER_DAY whatever the row says."""
+        return max(1, min(self.calls_per_day, settings.SOLAX_MAX_CALLS_PER_DAY))
 
     @property
     def masked_token(self) -> str:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from fleet import base_urls
 from fleet.models import ApiCall, CallState, SolaxAccount
 from fleet.pipeline.handlers import Outcome, error_fields, finish
-from fleet.pipeline.ledger import budget_of, claim_next, next_free_slot
+from fleet.pipeline.ledger import budget_of, claim_next, next_free_slot, resume_readable_tokens
 from solax.client import SolaxClient
 from solax.endpoints import ENDPOINTS
 from solax.errors import ApiError, AuthError, InvalidTokenError, NotSentError, RateLimitedError, SolaxError
@@ -40,6 +40,7 @@ TOKEN_REJECTED_PAUSE = timedelta(minutes=15)
 MAX_READ_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_CAP_SECONDS = 300
+ACCOUNTS_RELIST_SECONDS = 1.0
 
 
 _local = threading.local()
@@ -176,8 +177,15 @@ def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float
     """
     deadline = time.monotonic() + max_seconds
     sent = 0
+    account_ids: list[int] = []
+    listed_until = 0.0
     while time.monotonic() < deadline:
-        account_ids = [account_id] if account_id else accounts_with_due_calls()
+        # Which accounts have due calls is a query of its own: read it again every ACCOUNTS_RELIST_SECONDS
+        # while calls go out (not before every call), and always before deciding that nothing is due.
+        listed = time.monotonic() >= listed_until
+        if listed:
+            account_ids = [account_id] if account_id else accounts_with_due_calls()
+            listed_until = time.monotonic() + ACCOUNTS_RELIST_SECONDS
         progressed = False
         for acc_id in account_ids:
             call = claim_next(acc_id)
@@ -186,6 +194,9 @@ def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float
                 sent += 1
                 progressed = True
         if progressed:
+            continue
+        if not listed:
+            listed_until = 0.0
             continue
         pause = _wait_for_slot(account_ids) if wait else None
         if pause is None:
@@ -241,6 +252,8 @@ def recover_stale(now: datetime | None = None) -> int:
 
 
 def sweep() -> int:
-    """The beat tick: recover stale calls, then pump every account with due calls once through."""
+    """The beat tick: recover stale calls, resume accounts whose token opens again, then pump every
+    account with due calls once through."""
     recover_stale()
+    resume_readable_tokens()
     return pump(wait=False, max_seconds=settings.SOLAX_SWEEP_SECONDS)

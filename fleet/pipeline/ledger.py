@@ -8,6 +8,7 @@ attempt, all in one short transaction before any HTTP (fleet.pipeline.dispatch d
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,9 +19,15 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
+from fleet.models.accounts import TOKEN_UNREADABLE_REASON
 from fleet.models.schedules import RESERVE_AHEAD, grace
 
+log = logging.getLogger("fleet.calls")
+
 DAY = timedelta(days=1)
+# An account whose token the keys cannot open pauses this long at a time; each claim after the pause
+# checks again, and each sweep lifts it as soon as the token opens (keys fixed, workers restarted).
+TOKEN_UNREADABLE_PAUSE = timedelta(minutes=1)
 
 def minute_window() -> timedelta:
     """The rolling window of the per-minute limit, padded so latency cannot push two windows' worth
@@ -81,14 +88,16 @@ def _budget_from(row: Any) -> Budget:
     def used(first: int | None) -> int:
         return 0 if first is None else row.last_seq - first + 1
 
+    # The limits are held to SOLAX_MAX_CALLS_PER_*, so that a row edited elsewhere cannot exceed them.
+    minute_limit, day_limit = row.minute_limit, row.day_limit
     return Budget(
         minute_used=used(row.minute_first_seq),
-        minute_limit=row.calls_per_minute,
+        minute_limit=minute_limit,
         day_used=used(row.day_first_seq),
-        day_limit=row.calls_per_day,
-        minute_margin=min(row.safety_margin_per_minute, row.calls_per_minute - 1),
-        day_margin=min(row.safety_margin_per_day, row.calls_per_day - 1),
-        control_reserve=row.calls_per_day * row.control_share_percent // 100,
+        day_limit=day_limit,
+        minute_margin=min(row.safety_margin_per_minute, minute_limit - 1),
+        day_margin=min(row.safety_margin_per_day, day_limit - 1),
+        control_reserve=day_limit * row.control_share_percent // 100,
     )
 
 
@@ -122,13 +131,18 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
     Runs under a lock on the account row (``select_for_update`` on PostgreSQL, the IMMEDIATE
     transaction's write lock on SQLite), so that workers on any number of machines share one budget.
-    The claim and its CallAttempt commit before any HTTP: two statements on PostgreSQL (lock and
-    measure budget use and reserved slots; claim the call and record its attempt), three on SQLite.
+    The claim and its CallAttempt commit before any HTTP: two round trips on PostgreSQL (lock, then
+    measure budget use and reserved slots; claim the call and record its attempt), three statements
+    on SQLite. A token that TOKEN_ENCRYPTION_KEYS cannot open pauses the account instead.
     """
     with transaction.atomic():
         now = now or timezone.now()
         account = _lock_and_measure(account_id, now)
         if account is None or account.is_paused(now):
+            return None
+        if not account.token_readable:
+            # Checked before anything is claimed or counted: the call waits in the queue.
+            _pause_unreadable(account, now)
             return None
         # Slots reserved for schedule edges about to fire go to control writes only.
         allowed = _budget_from(account).lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
@@ -146,15 +160,22 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
-    """Lock the account row and read its budget use and the slots reserved for schedule edges in one
-    statement (the ORM equivalents are `_usage_subqueries` and `reserved_slots`; this
-    hot path is hand-written because compiling the subqueries per call cost more than running them)."""
+    """Lock the account row, then read its budget use and the slots reserved for schedule edges (the
+    ORM equivalents are `_usage_subqueries` and `reserved_slots`; this hot path is
+    hand-written because compiling the subqueries per call cost more than running them).
+
+    The lock comes first and the measuring after it is granted: a PostgreSQL statement reads with the
+    snapshot it started with, so a claimer that waited inside a measuring ``SELECT ... FOR UPDATE``
+    would see the numbers from before the holder's claim and reuse its sequence number. On PostgreSQL
+    the two statements travel in one round trip (Django's client-side binding sends them as one
+    query; each statement takes its own snapshot under READ COMMITTED). SQLite's IMMEDIATE
+    transaction holds the write lock from BEGIN, so one statement measures after the lock there.
+    """
     ops = connection.ops
     accounts = ops.quote_name(SolaxAccount._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
     schedules = ops.quote_name(Schedule._meta.db_table)
-    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
-    sql = (  # only the models' own quoted table names are interpolated
+    measure = (  # only the models' own quoted table names are interpolated
         f"SELECT a.*, "  # noqa: S608
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_seq, "
         f"(SELECT sent_at FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_sent_at, "
@@ -164,15 +185,19 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
         f"AS minute_first_seq, "
         f"(SELECT COALESCE(SUM(calls_per_edge), 0) FROM {schedules} WHERE account_id = a.id AND enabled = %s "
         f"AND next_edge_at > %s AND next_edge_at <= %s) AS reserved_slots "
-        f"FROM {accounts} a WHERE a.id = %s{lock}"
+        f"FROM {accounts} a WHERE a.id = %s"
     )
     params = [ops.adapt_datetimefield_value(now - DAY), ops.adapt_datetimefield_value(now - minute_window()),
               True, ops.adapt_datetimefield_value(now - grace()),
               ops.adapt_datetimefield_value(now + RESERVE_AHEAD), account_id]
-    rows = list(SolaxAccount.objects.raw(sql, params))
-    if not rows:
+    if connection.features.has_select_for_update:
+        account = _lock_then_measure(f"SELECT id FROM {accounts} WHERE id = %s FOR UPDATE", measure,  # noqa: S608
+                                     [account_id], params)
+    else:
+        rows = list(SolaxAccount.objects.raw(measure, params))
+        account = rows[0] if rows else None
+    if account is None:
         return None
-    account = rows[0]
     last_sent = getattr(account, "last_sent_at", None)
     # SQLite hands back a subquery's datetime as UTC text or as a naive datetime
     if isinstance(last_sent, str):
@@ -181,6 +206,51 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
         last_sent = last_sent.replace(tzinfo=UTC)
     account.last_sent_at = last_sent  # type: ignore[attr-defined]
     return account
+
+
+_MEASURED = ("last_seq", "last_sent_at", "day_first_seq", "minute_first_seq", "reserved_slots")
+
+
+def _lock_then_measure(lock: str, measure: str, lock_params: list[Any], params: list[Any]) -> SolaxAccount | None:
+    """Run the locking statement, then the measuring one (PostgreSQL); return the account annotated
+    with the measured figures, or None if it is gone."""
+    with connection.cursor() as cursor:
+        if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+            cursor.execute(lock, lock_params)  # a prepared statement holds one command: two round trips
+            cursor.execute(measure, params)
+        else:
+            cursor.execute(f"{lock}; {measure}", [*lock_params, *params])
+            cursor.nextset()
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        values = dict(zip((column.name for column in cursor.description), row, strict=True))
+    fields = SolaxAccount._meta.concrete_fields
+    account = SolaxAccount.from_db(connection.alias, [f.attname for f in fields], [values[f.column] for f in fields])
+    for name in _MEASURED:
+        setattr(account, name, values[name])
+    return account
+
+
+def _pause_unreadable(account: SolaxAccount, now: datetime) -> None:
+    """Pause an account whose stored token TOKEN_ENCRYPTION_KEYS cannot open (never sent, never counted)."""
+    SolaxAccount.objects.filter(pk=account.pk).update(paused_until=now + TOKEN_UNREADABLE_PAUSE,
+                                                      pause_reason=TOKEN_UNREADABLE_REASON)
+    log.error("account %s paused: its token cannot be decrypted with TOKEN_ENCRYPTION_KEYS", account.pk)
+
+
+def resume_readable_tokens(now: datetime | None = None) -> int:
+    """Lift the pause of every account paused for an unreadable token that now opens (the keys were
+    fixed). Returns how many resumed. Touches only accounts paused for that reason."""
+    now = now or timezone.now()
+    resumed = 0
+    for account in SolaxAccount.objects.filter(pause_reason=TOKEN_UNREADABLE_REASON, paused_until__gt=now).only(
+            "pk", "token_ciphertext"):
+        if account.token_readable and SolaxAccount.objects.filter(
+                pk=account.pk, pause_reason=TOKEN_UNREADABLE_REASON).update(paused_until=None, pause_reason="") == 1:
+            log.warning("account %s resumed: its token opens with TOKEN_ENCRYPTION_KEYS again", account.pk)
+            resumed += 1
+    return resumed
 
 
 def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime, seq: int) -> ApiCall | None:

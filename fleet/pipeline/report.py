@@ -82,4 +82,4 @@ def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourlyCa
         .annotate(hour=TruncHour("sent_at")).values("hour").annotate(n=Count("id")).order_by()
     }
     hours = [HourCount(start + timedelta(hours=i), counts.get(start + timedelta(hours=i), 0)) for i in range(24)]
-    return HourlyCalls(hours, max(1, account.calls_per_day // 24))
+    return HourlyCalls(hours, max(1, account.day_limit // 24))

@@ -47,9 +47,8 @@ def account_add(request: HtmxHttpRequest) -> HttpResponse:
         if SolaxAccount.objects.filter(organization=membership.organization,
                                        name=form.cleaned_data["name"]).exists():
             form.add_error("name", "Your organization already has an account with this name.")
-        else:
-            account = form.save()
-            messages.success(request, f"SolaX account “{account.name}” added.")
+        elif (added := form.save_unless_taken()) is not None:
+            messages.success(request, f"SolaX account “{added.name}” added.")
             return redirect("fleet-settings")
     return render(request, "fleet/account_form.html", {"form": form, "account": None})
 
@@ -64,8 +63,7 @@ def account_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
                                             name=form.cleaned_data["name"]).exclude(pk=account.pk)
         if clash.exists():
             form.add_error("name", "Your organization already has an account with this name.")
-        else:
-            form.save()
+        elif form.save_unless_taken() is not None:
             messages.success(request, f"SolaX account “{account.name}” saved.")
             return redirect("fleet-settings")
     return render(request, "fleet/account_form.html", {"form": form, "account": account})

@@ -55,17 +55,28 @@ def _account(org, sim, per_minute=PER_MINUTE):  # type: ignore[no-untyped-def]
     return account
 
 
+# The benchmarks' budgets are above the vendor's published limits: raise the bounds (here and in the
+# worker processes).
+FAST_BUDGET_ENV = {"SOLAX_MAX_CALLS_PER_MINUTE": "1000000", "SOLAX_MAX_CALLS_PER_DAY": "10000000"}
+
+
+@pytest.fixture
+def fast_budget(settings):  # type: ignore[no-untyped-def]
+    settings.SOLAX_MAX_CALLS_PER_MINUTE, settings.SOLAX_MAX_CALLS_PER_DAY = 1_000_000, 10_000_000
+    return settings
+
+
 def _reads(account, n):  # type: ignore[no-untyped-def]
     ApiCall.objects.bulk_create(ApiCall(account=account, endpoint="group_query", priority=Priority.READ,
                                         params={"current": "1", "size": "10"}) for _ in range(n))
 
 
 @pytest.mark.parametrize("n_workers", [1, 4])
-def test_budget_use_under_a_backlog(org, settings, n_workers):
-    settings.SOLAX_MINUTE_SECONDS = MINUTE
-    settings.SOLAX_WINDOW_PAD_SECONDS = PAD
+def test_budget_use_under_a_backlog(org, fast_budget, n_workers):
+    fast_budget.SOLAX_MINUTE_SECONDS = MINUTE
+    fast_budget.SOLAX_WINDOW_PAD_SECONDS = PAD
     env = {"SOLAX_MINUTE_SECONDS": str(MINUTE), "SOLAX_WINDOW_PAD_SECONDS": str(PAD), "LOG_LEVEL": "WARNING",
-           "SOLAX_PUMP_MAX_WAIT": "2"}
+           "SOLAX_PUMP_MAX_WAIT": "2", **FAST_BUDGET_ENV}
     arrivals: list[float] = []
     with running_simulator(fleet="small", per_minute=PER_MINUTE, per_day=10_000_000, clock=_fast_clock(),
                            **FAST_SIM) as sim:
@@ -99,7 +110,7 @@ def test_budget_use_under_a_backlog(org, settings, n_workers):
     assert share >= 0.95
 
 
-def test_dispatcher_overhead_per_call(org):
+def test_dispatcher_overhead_per_call(org, fast_budget):
     """claim_next + recording a success, with a full day in the ledger (10,000 sent), 2,000 queued."""
     account = SolaxAccount(organization=org, name="Overhead", calls_per_minute=1_000_000,
                            calls_per_day=10_000_000)
@@ -128,10 +139,10 @@ def test_dispatcher_overhead_per_call(org):
     assert median <= 5
 
 
-def test_click_to_wire(org):
+def test_click_to_wire(org, fast_budget):
     """A Celery worker (with the project's broker) sends a committed control call to the simulator."""
     broker = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-    env = {**workers.worker_env(), "CELERY_BROKER_URL": broker, "LOG_LEVEL": "WARNING"}
+    env = {**workers.worker_env(), "CELERY_BROKER_URL": broker, "LOG_LEVEL": "WARNING", **FAST_BUDGET_ENV}
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "fleet", "worker", "--pool=solo",
                                "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -57,9 +57,10 @@ def _peak_rss() -> int:
 
 
 @pytest.mark.parametrize("cap", [100, 1000])
-def test_bench_full_sync_of_the_large_fleet(org, monkeypatch, cap):
+def test_bench_full_sync_of_the_large_fleet(org, monkeypatch, settings, cap):
     """The simulator caps pages at ``cap`` while the sync asks for FLEET_SYNC_PAGE_SIZE (1,000): the pages
     used must be exactly the pages needed at that cap, and every member mirrored (issue 12)."""
+    settings.SOLAX_MAX_CALLS_PER_MINUTE, settings.SOLAX_MAX_CALLS_PER_DAY = 1_000_000, 10_000_000
     with running_simulator(fleet="large", seed=3, per_minute=1_000_000, per_day=10_000_000,
                            max_page_size=cap) as sim:
         account = SolaxAccount(organization=org, name="Large", vpp_base_url=sim.vpp_base_url,

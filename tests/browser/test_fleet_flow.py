@@ -14,8 +14,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def worker(sim_account, simulator, monkeypatch):  # type: ignore[no-untyped-def]
+def worker(sim_account, simulator, monkeypatch, settings):  # type: ignore[no-untyped-def]
     """Lift the minute limits and return a function that sends what the pages queued."""
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 1000
     monkeypatch.setattr(queue, "kick", lambda account_id=None: None)  # no Celery worker here
     simulator.sim.configure(per_minute=1000)
     sim_account.calls_per_minute = 1000

@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from fleet.models import ApiCall, CallState, Priority
@@ -116,3 +117,10 @@ def test_budget_counts_come_from_the_ledger(account):
                                                now - timedelta(hours=25)])
     budget = ledger.budget_of(account, now)
     assert (budget.minute_used, budget.day_used) == (1, 2)
+
+
+def test_the_pages_say_when_the_token_cannot_be_decrypted(operator_client, account, settings):
+    settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    for url in ("/budget/", "/"):
+        body = operator_client.get(url).content.decode()
+        assert "Paused: token cannot be decrypted: check TOKEN_ENCRYPTION_KEYS" in body

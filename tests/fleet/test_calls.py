@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from fleet.models import ApiCall, CallAttempt, CallState, Priority
+from fleet.models import ApiCall, CallAttempt, CallState, Priority, SolaxAccount
 from fleet.pipeline import dispatch, handlers, ledger, queue
 from tests.conftest import TOKEN
 
@@ -87,7 +88,8 @@ def test_the_minute_budget_holds_calls_back(sim_account):
     assert ledger.claim_next(sim_account.pk, now=later) is not None
 
 
-def test_the_end_of_the_day_is_kept_for_control(sim_account):
+def test_the_end_of_the_day_is_kept_for_control(sim_account, settings):
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 100_000
     sim_account.calls_per_minute = 100_000
     sim_account.calls_per_day = 1000
     sim_account.safety_margin_per_day = 0
@@ -290,3 +292,77 @@ def test_sent_at_never_goes_backwards_along_the_sequence(sim_account):
     assert ledger.claim_next(sim_account.pk) is not None
     latest = CallAttempt.objects.order_by("-seq").first()
     assert latest.seq == 2 and latest.sent_at >= ahead
+
+
+# A token that cannot be decrypted (issue 11, item 6) --------------------------------------------
+
+@pytest.fixture
+def wrong_keys(settings):  # type: ignore[no-untyped-def]
+    """TOKEN_ENCRYPTION_KEYS without the key the tokens were stored under; returns the right ones."""
+    right = list(settings.TOKEN_ENCRYPTION_KEYS)
+    settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    return right
+
+
+def test_a_token_that_cannot_be_decrypted_is_never_sent_nor_counted(sim_account, simulator, wrong_keys):
+    write = queue.enqueue(sim_account, "group_control", {"groupId": "1", "superType": 1, "systemSwitch": 1})
+    assert ledger.claim_next(sim_account.pk) is None
+    assert dispatch.pump(sim_account.pk, wait=False) == 0
+    write.refresh_from_db()
+    sim_account.refresh_from_db()
+    assert (write.state, write.attempts, write.sent_at) == (CallState.QUEUED, 0, None)
+    assert not CallAttempt.objects.filter(account=sim_account).exists()
+    assert sim_account.is_paused()
+    assert sim_account.pause_reason == "token cannot be decrypted: check TOKEN_ENCRYPTION_KEYS"
+    assert simulator.counters()["tokens"][simulator.token]["total"] == 0
+    assert ledger.budget_of(sim_account).minute_used == 0
+
+
+def test_the_check_repeats_after_the_pause_while_the_keys_stay_wrong(sim_account, wrong_keys):
+    _group_add(sim_account)
+    assert ledger.claim_next(sim_account.pk) is None
+    later = timezone.now() + timedelta(minutes=2)
+    assert ledger.claim_next(sim_account.pk, now=later) is None
+    sim_account.refresh_from_db()
+    assert sim_account.paused_until > later
+    assert not CallAttempt.objects.exists()
+
+
+def test_the_sweep_resumes_the_account_once_the_keys_open_the_token(sim_account, simulator, settings, wrong_keys):
+    write = _group_add(sim_account)
+    dispatch.sweep()
+    sim_account.refresh_from_db()
+    assert sim_account.is_paused()
+    settings.TOKEN_ENCRYPTION_KEYS = wrong_keys  # the keys are fixed (the workers restarted with them)
+    dispatch.sweep()
+    sim_account.refresh_from_db()
+    write.refresh_from_db()
+    assert (sim_account.paused_until, sim_account.pause_reason) == (None, "")
+    assert write.state == CallState.SUCCEEDED
+    assert SEEN == [(str(write.code), CallState.SUCCEEDED)]
+
+
+def test_the_sweep_leaves_other_pauses_alone(sim_account):
+    until = timezone.now() + timedelta(minutes=5)
+    sim_account.paused_until, sim_account.pause_reason = until, "SolaX answered that the per-minute limit was exceeded"
+    sim_account.save()
+    assert ledger.resume_readable_tokens() == 0
+    sim_account.refresh_from_db()
+    assert sim_account.paused_until == until
+
+
+# The account's budget is held to SOLAX_MAX_CALLS_PER_* (issue 11, item 3) ---------------------
+
+def test_a_budget_edited_above_the_bound_is_held_to_it(sim_account, settings):
+    SolaxAccount.objects.filter(pk=sim_account.pk).update(calls_per_minute=500, calls_per_day=50_000,
+                                                          safety_margin_per_minute=1)
+    budget = ledger.budget_of(sim_account)
+    assert (budget.minute_limit, budget.day_limit) == (10, 10_000)
+    for _ in range(12):
+        _read(sim_account)
+    claimed = 0
+    while ledger.claim_next(sim_account.pk) is not None:
+        claimed += 1
+    assert claimed == 9  # 10 a minute less the margin of 1, whatever the row says
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 600  # a contract that allows more raises the bound
+    assert ledger.claim_next(sim_account.pk) is not None

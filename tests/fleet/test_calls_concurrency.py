@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from fleet.models import ApiCall, CallState, Priority, SolaxAccount
+from fleet.models import ApiCall, CallAttempt, CallState, Priority, SolaxAccount
 from fleet.pipeline import dispatch
 from solax.simulator.testing import running_simulator
 from tests.conftest import FAST_SIM
@@ -35,10 +35,13 @@ def _fast_clock():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def fast_pipeline(settings):  # type: ignore[no-untyped-def]
+    """A 2 s minute, and room for budgets above the vendor's 10 a minute (the simulator's are too)."""
     settings.SOLAX_MINUTE_SECONDS = MINUTE
     settings.SOLAX_WINDOW_PAD_SECONDS = 1
     settings.SOLAX_PUMP_MAX_WAIT = 2
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 1000
     return {"SOLAX_MINUTE_SECONDS": str(MINUTE), "SOLAX_WINDOW_PAD_SECONDS": "1", "SOLAX_PUMP_MAX_WAIT": "2",
+            "SOLAX_MAX_CALLS_PER_MINUTE": "1000",
             "SOLAX_CONNECT_TIMEOUT": "1", "SOLAX_READ_TIMEOUT": "2", "SOLAX_STALE_GRACE_SECONDS": "1",
             "LOG_LEVEL": "WARNING"}
 
@@ -165,3 +168,34 @@ def test_a_worker_killed_at_random_never_duplicates_a_write(org, fast_pipeline):
     delivered = counters["tokens"][sim.token]["calls"].get("single_control", 0)
     # every success was delivered exactly once; an unknown one at most once
     assert states.get(CallState.SUCCEEDED, 0) <= delivered <= 200
+
+
+def test_eight_claimers_threads_and_processes_drain_400_calls_without_an_error(org, fast_pipeline):
+    """Four pump threads and four `pump --loop` processes claim one account's backlog at once: every
+    claimer that waited for the account's lock must measure the budget after it got the lock (a stale
+    sequence number is a duplicate attempt, an IntegrityError, a dead worker)."""
+    with running_simulator(fleet="small", per_minute=200, clock=_fast_clock(), **FAST_SIM) as sim:
+        account = _account(org, sim, per_minute=200)
+        _backlog(account, sim, 400)
+        procs = [workers.start_process(60, fast_pipeline) for _ in range(4)]
+        try:
+            thread_errors = workers.run_threads(4, account.pk, until_idle=45)
+            end = time.monotonic() + 30
+            while time.monotonic() < end and ApiCall.objects.filter(
+                    account=account, state__in=[CallState.QUEUED, CallState.SENDING]).exists():
+                time.sleep(0.2)
+            alive = [p.poll() is None for p in procs]
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        stderr = b"".join(p.stderr.read() for p in procs if p.stderr).decode(errors="replace")
+        counters = sim.counters()
+    assert thread_errors == []
+    assert "Traceback" not in stderr and "IntegrityError" not in stderr, stderr[-3000:]
+    assert all(alive)
+    assert _states(account) == {CallState.SUCCEEDED: 400}
+    assert counters["tokens"][sim.token]["violations"] == 0
+    assert counters["tokens"][sim.token]["rate_limited"] == 0
+    assert counters["duplicates"] == 0
+    assert CallAttempt.objects.filter(account=account).count() == 400

@@ -36,8 +36,9 @@ def simulator(request) -> Iterator[SimulatorHandle]:  # type: ignore[no-untyped-
 
 
 @pytest.fixture
-def roomy(sim_account, simulator):  # type: ignore[no-untyped-def]
+def roomy(sim_account, simulator, settings):  # type: ignore[no-untyped-def]
     """Lift both minute limits so a test can page through small pages without waiting."""
+    settings.SOLAX_MAX_CALLS_PER_MINUTE = 1000
     simulator.sim.configure(per_minute=1000)
     sim_account.calls_per_minute = 1000
     sim_account.save()
