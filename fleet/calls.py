@@ -147,7 +147,7 @@ def _session() -> requests.Session:
 def callback_url(account: SolaxAccount) -> str:
     """The account's EV callback address. Its path is a secret: it is added to pile_cmd at send time
     and never stored in the ledger, which every member of the organization can read."""
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.callback_secret}/"
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{account.get_callback_secret()}/"
 
 
 def _wire_params(call: ApiCall) -> dict[str, Any]:

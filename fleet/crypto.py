@@ -6,6 +6,7 @@ The first key encrypts; every key decrypts, so keys rotate by prepending a new o
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -37,3 +38,10 @@ def decrypt(ciphertext: str) -> str:
 def rotate(ciphertext: str) -> str:
     """Return `ciphertext` re-encrypted under the primary key."""
     return fernet().rotate(ciphertext.encode()).decode()
+
+
+def secret_hash(secret: str) -> str:
+    """Return the SHA-256 of a random secret, hex: the form in which it is stored for lookups. The
+    secrets hashed here are 192 random bits, so the hash cannot be reversed by guessing, and it needs
+    no key that could leak or have to rotate."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()

@@ -7,7 +7,7 @@ import zoneinfo
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -123,7 +123,8 @@ class SolaxAccountForm(forms.ModelForm):
 
 
 class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    # UsernameField normalises (NFKC) as create_user does, so the lookup finds the user it would create
+    username = UsernameField(max_length=150)
     email = forms.EmailField(required=False)
     password = forms.CharField(
         required=False, widget=forms.PasswordInput,

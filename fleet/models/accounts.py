@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 import zoneinfo
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -66,6 +67,11 @@ def _callback_secret() -> str:
     return secrets.token_urlsafe(24)
 
 
+def callback_secret_hash(secret: str) -> str:
+    """Return the lookup key of an EV callback secret (see crypto.secret_hash)."""
+    return crypto.secret_hash(secret)
+
+
 def _default_vpp_url() -> str:
     return settings.SOLAX_VPP_BASE_URL
 
@@ -98,7 +104,11 @@ class SolaxAccount(models.Model):
     control_share_percent = models.PositiveIntegerField(default=20)
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
-    callback_secret = models.CharField(max_length=64, default=_callback_secret, unique=True, editable=False)
+    # The EV callback address carries a secret. Only its hash is looked up (a copy of the database, or a
+    # log of its queries, does not give the address away); the secret itself is encrypted like the token,
+    # because it must be sent to SolaX with every pileCmd (fleet.calls.callback_url).
+    callback_secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    callback_secret_ciphertext = models.TextField(editable=False)
     created = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
@@ -119,6 +129,23 @@ class SolaxAccount(models.Model):
     def get_token(self) -> str:
         """Return the plaintext token, for the call pipeline only."""
         return crypto.decrypt(self.token_ciphertext)
+
+    def set_callback_secret(self, secret: str) -> None:
+        """Store the EV callback secret encrypted, and its hash for the lookup of incoming callbacks."""
+        self.callback_secret_ciphertext = crypto.encrypt(secret)
+        self.callback_secret_hash = callback_secret_hash(secret)
+
+    def get_callback_secret(self) -> str:
+        """Return the plaintext callback secret, to build the callback URL sent to SolaX."""
+        return crypto.decrypt(self.callback_secret_ciphertext)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.callback_secret_hash:
+            self.set_callback_secret(_callback_secret())
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "callback_secret_hash",
+                                           "callback_secret_ciphertext"}
+        super().save(*args, **kwargs)
 
     @property
     def masked_token(self) -> str:

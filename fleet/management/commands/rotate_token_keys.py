@@ -1,4 +1,4 @@
-"""Re-encrypt every stored SolaX token under the first key of TOKEN_ENCRYPTION_KEYS."""
+"""Re-encrypt every stored SolaX token (and EV callback secret) under the first key of TOKEN_ENCRYPTION_KEYS."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         done = 0
-        for account in SolaxAccount.objects.select_for_update().only("pk", "token_ciphertext"):
+        for account in SolaxAccount.objects.select_for_update().only(
+                "pk", "token_ciphertext", "callback_secret_ciphertext", "callback_secret_hash"):
             try:
                 account.token_ciphertext = crypto.rotate(account.token_ciphertext)
+                # the EV callback secret is encrypted under the same keys
+                account.callback_secret_ciphertext = crypto.rotate(account.callback_secret_ciphertext)
             except Exception:  # noqa: BLE001 - name the account, never the ciphertext
                 raise CommandError(f"The token of account {account.pk} opens with none of the keys.")
-            account.save(update_fields=["token_ciphertext"])
+            account.save(update_fields=["token_ciphertext", "callback_secret_ciphertext"])
             done += 1
         self.stdout.write(f"Re-encrypted {done} token(s) under the primary key.")

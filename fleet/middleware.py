@@ -1,0 +1,69 @@
+"""Request hygiene before any view runs, and response headers after.
+
+``RejectMalformedInput`` answers 400 to input no view could store or even parse: a NUL character in
+the path, the query string or a form field (PostgreSQL refuses NUL in text, so a search for it was
+a 500 there), and a Content-Length that is not a non-negative whole number (Django's own
+``request.body`` raises ValueError on it). One check here instead of one per view.
+
+``NoStoreForAuthenticated`` adds ``Cache-Control: private, no-store`` to every response to a
+logged-in user, so a shared proxy or the browser's back button never shows one operator's fleet to
+the next person at that machine. Static files are served by WhiteNoise before this runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils.cache import patch_cache_control
+
+NUL = "\x00"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _has_nul(data: object) -> bool:
+    """Return True when a QueryDict's keys or values contain NUL."""
+    for key, values in data.lists():  # type: ignore[attr-defined]
+        if NUL in key or any(isinstance(value, str) and NUL in value for value in values):
+            return True
+    return False
+
+
+def malformed_reason(request: HttpRequest) -> str | None:
+    """Return why the request is refused before routing, or None when it may go on."""
+    if NUL in request.path_info:
+        return "The address contains a NUL character."
+    raw_length = request.META.get("CONTENT_LENGTH") or ""
+    if raw_length and not raw_length.strip().isdigit():
+        return "The Content-Length header is not a whole number."
+    if _has_nul(request.GET):
+        return "A query parameter contains a NUL character."
+    if request.method == "POST" and request.content_type in FORM_TYPES and _has_nul(request.POST):
+        return "A form field contains a NUL character."
+    return None
+
+
+class RejectMalformedInput:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        reason = malformed_reason(request)
+        if reason is not None:
+            response = HttpResponseBadRequest(reason, content_type="text/plain; charset=utf-8")
+            # the path may be a secret callback address: django.request must not log it
+            response._has_been_logged = True  # type: ignore[attr-defined]
+            return response
+        return self.get_response(request)
+
+
+class NoStoreForAuthenticated:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
+        return response
