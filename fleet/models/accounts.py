@@ -121,6 +121,15 @@ class SolaxAccount(models.Model):
     def __repr__(self) -> str:
         return f"<SolaxAccount {self.name!r} token=…{self.token_last4}>"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new account gets its callback secret here (it needs the encryption keys)."""
+        if not self.callback_secret_hash:
+            self.set_callback_secret(_callback_secret())
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "callback_secret_hash",
+                                           "callback_secret_ciphertext"}
+        super().save(*args, **kwargs)
+
     def set_token(self, token: str) -> None:
         """Store `token` encrypted; only its last four digits stay readable."""
         self.token_ciphertext = crypto.encrypt(token)
@@ -138,14 +147,6 @@ class SolaxAccount(models.Model):
     def get_callback_secret(self) -> str:
         """Return the plaintext callback secret, to build the callback URL sent to SolaX."""
         return crypto.decrypt(self.callback_secret_ciphertext)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.callback_secret_hash:
-            self.set_callback_secret(_callback_secret())
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "callback_secret_hash",
-                                           "callback_secret_ciphertext"}
-        super().save(*args, **kwargs)
 
     @property
     def masked_token(self) -> str:
