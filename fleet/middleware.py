@@ -40,7 +40,7 @@ def malformed_reason(request: HttpRequest) -> tuple[int, str] | None:
     if NUL in request.path_info:
         return 400, "The address contains a NUL character."
     raw_length = request.META.get("CONTENT_LENGTH") or ""
-    if raw_length and not raw_length.strip().isdigit():
+    if raw_length and not (raw_length.strip().isascii() and raw_length.strip().isdigit()):  # "²".isdigit()
         return 400, "The Content-Length header is not a whole number."
     if _has_nul(request.GET):
         return 400, "A query parameter contains a NUL character."

@@ -43,7 +43,7 @@ def test_a_nul_in_a_callback_json_field_is_a_400(client, account):
     assert not CallbackReceipt.objects.exists()
 
 
-@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3", "\u00b2"])
 def test_a_malformed_content_length_is_a_400(client, account, length):
     response = client.post(f"/solax/callback/{account.get_callback_secret()}/", data="{}",
                            content_type="application/json", CONTENT_LENGTH=length)

@@ -275,3 +275,11 @@ def _technical_500_page(request: object) -> str:
         raise RuntimeError("boom")
     except RuntimeError:
         return technical_500_response(request, *sys.exc_info()).content.decode()
+
+
+def test_the_development_server_log_masks_the_secret(console):
+    """runserver (make demo) logs each request on django.server, as WSGIRequestHandler.log_message does."""
+    logging.getLogger("django.server").info('"%s" %s %s', "POST /solax/callback/devSECRET42/ HTTP/1.1", "200", "9",
+                                            extra={"request": object(), "server_time": "now"})
+    assert '"POST /solax/callback/…/ HTTP/1.1" 200 9' in console.getvalue()
+    assert "devSECRET42" not in console.getvalue()
