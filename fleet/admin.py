@@ -25,7 +25,7 @@ class SolaxAccountAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["name"]
     readonly_fields = ["masked_token", "code", "paused_until", "pause_reason"]
-    exclude = ["token_ciphertext", "token_last4", "callback_secret"]
+    exclude = ["token_ciphertext", "token_last4", "callback_secret_hash", "callback_secret_ciphertext"]
 
 
 # The mirror: registered so the benchmark can compare our pages with the admin changelist.

@@ -79,3 +79,10 @@ def token_digests(token: str) -> list[str]:
     """Return the digests of `token` under every key: during a rotation, before the rotate command
     has run, a stored digest may still be under an older key."""
     return [token_digest(token, key) for key in settings.TOKEN_ENCRYPTION_KEYS]
+
+
+def secret_hash(secret: str) -> str:
+    """Return the SHA-256 of a random secret, hex: the form in which it is stored for lookups. The
+    secrets hashed here are 192 random bits, so the hash cannot be reversed by guessing, and it needs
+    no key that could leak or have to rotate."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()

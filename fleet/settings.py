@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from fleet.base_urls import parse_allowed
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "csp",
     "template_partials",
     "fleet",
 ]
@@ -91,13 +93,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "fleet.middleware.RejectMalformedInput",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "fleet.middleware.NoStoreForAuthenticated",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -224,6 +229,23 @@ CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline, never
+# eval (htmx runs with allowEval off; static/js/fleet.js holds what inline handlers did). Styles allow
+# inline attributes: gauges and the schedule timeline set widths and positions with style="...".
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # The SolaX token is encrypted at rest with MultiFernet over these keys (first one encrypts).
 _token_keys = env.list("TOKEN_ENCRYPTION_KEYS", default=[])
@@ -349,13 +371,25 @@ FLEET_SYNC_FULL_HOURS = _int("FLEET_SYNC_FULL_HOURS", 24, minimum=1)
 # Share of the daily budget that charger status reads (getPileInfo) may spend, in percent.
 FLEET_CHARGER_STATUS_SHARE_PERCENT = _int("FLEET_CHARGER_STATUS_SHARE_PERCENT", 10, minimum=0)
 
+# Every handler masks the EV callback secret (request paths) and URL passwords: fleet.log_filters.
+# Django's own "django" and "django.server" loggers lose the handlers of Django's default configuration
+# (which print request paths unmasked) and propagate to the root's masking handler instead.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_secrets": {"()": "fleet.log_filters.MaskSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        "urllib3": {"level": "WARNING"},
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
+
+# The DEBUG error page hides every setting and environment variable that holds a credential, not only
+# the names Django guesses (CELERY_BROKER_URL, DATABASE_URL and CACHE_URL carry passwords).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "fleet.error_reports.CredentialsFilter"
 
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)

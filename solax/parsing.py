@@ -223,6 +223,14 @@ def _optional_text(value: Any) -> str | None:
     return None if text.strip().lower() in _NULLISH else text
 
 
+def _name_text(value: Any) -> str:
+    """Return a name someone typed: only a JSON null (or no key) is no name. Unlike the vendor's
+    placeholders, the strings "null", "None" and "" are kept as they are: a group may be called that."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def parse_envelope(body: str | bytes, *, status: int | None = None) -> Envelope:
     """Return the :class:`Envelope` of one answer; raise ResponseParseError when it has no success flag.
 
@@ -302,7 +310,7 @@ def parse_group_page(result: Any) -> Page[Group]:
     groups = [
         Group(
             id=parse_id(item.get("id"), "group id"),
-            name=_optional_text(item.get("name")) or "",
+            name=_name_text(item.get("name")),
             member_count=_int(item.get("num"), "member count", default=0),
             create_time=_optional_text(item.get("createTime")),
             update_time=_optional_text(item.get("updateTime")),

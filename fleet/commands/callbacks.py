@@ -13,6 +13,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from fleet.commands import tracking
 from fleet.models import (
@@ -25,6 +26,7 @@ from fleet.models import (
     DeviceState,
     SolaxAccount,
 )
+from fleet.models.accounts import callback_secret_hash
 from solax.errors import ResponseParseError
 from solax.models import Callback
 from solax.parsing import parse_callback
@@ -54,18 +56,22 @@ def refuse_oversized(size: int) -> Receipt:
     return _refuse(413, "body too large", None, size)
 
 
+@sensitive_variables("secret")
 def receive(secret: str, body: bytes) -> Receipt:
     """Check, deduplicate and apply one callback. Returns the status to answer (200 or a 4xx)."""
     size = len(body)
     if size > settings.CALLBACK_MAX_BYTES:
         return _refuse(413, "body too large", None, size)
-    account = SolaxAccount.objects.filter(callback_secret=secret).first() if secret else None
+    account = (SolaxAccount.objects.filter(callback_secret_hash=callback_secret_hash(secret)).first()
+               if secret else None)
     if account is None:
         return _refuse(404, "unknown callback address", None, size)
     try:
         callback = parse_callback(body)
     except ResponseParseError:
         return _refuse(400, "not a callback (bad JSON or shape)", account, size)
+    if b"\x00" in body or _has_nul(callback):  # "\u0000" in the JSON: PostgreSQL stores no NUL in text
+        return _refuse(400, "not a callback (a NUL character in a field)", account, size)
     batch = (CommandBatch.objects.filter(command__account=account, command__kind=CommandKind.CHARGER_MODE,
                                          task_id=callback.task_id).select_related("command").first())
     if batch is None:
@@ -89,6 +95,13 @@ def _confirm_mode(batch: CommandBatch, sn: str, now: datetime) -> None:
     if isinstance(mode, int):
         Charger.objects.filter(account_id=batch.command.account_id, sn=sn).update(
             mode=mode, mode_confirmed_at=now, refused="")
+
+
+def _has_nul(callback: Callback) -> bool:
+    """Return True when a field of the callback that is looked up or stored contains NUL."""
+    texts = [callback.task_id, callback.sn or "", callback.code or "", callback.ack or "",
+             *callback.failure_list, *callback.timeout_list]
+    return any("\x00" in str(text) for text in texts)
 
 
 def _apply(batch: CommandBatch, callback: Callback) -> None:

@@ -109,7 +109,7 @@ def split_sns(text: str) -> list[str]:
 
 
 class BindingForm(forms.Form):
-    sns = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False,
+    sns = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False, max_length=MAX_CSV_BYTES,
                           label="Registration numbers (dongle SNs)")
     file = forms.FileField(required=False, label="or a CSV file")
 
@@ -124,7 +124,10 @@ class BindingForm(forms.Form):
                 text += "\n" + upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:
                 raise ValidationError("The file is not UTF-8 text (save it as CSV).")
-        tokens = [t for t in split_sns(text) if t.lower() not in {"sn", "sns", "registration number"}]
+        try:
+            tokens = [t for t in split_sns(text) if t.lower() not in {"sn", "sns", "registration number"}]
+        except csv.Error:  # a cell longer than the csv module's limit (131,072 characters), or a stray quote
+            raise ValidationError("This is not a list of registration numbers: one cell is far too long.")
         if not tokens:
             raise ValidationError("Paste registration numbers or choose a CSV file.")
         bad, seen, dups, sns = [], set(), [], []

@@ -6,6 +6,7 @@ import secrets
 import uuid
 import zoneinfo
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -67,6 +68,11 @@ class Membership(models.Model):
 
 def _callback_secret() -> str:
     return secrets.token_urlsafe(24)
+
+
+def callback_secret_hash(secret: str) -> str:
+    """Return the lookup key of an EV callback secret (see crypto.secret_hash)."""
+    return crypto.secret_hash(secret)
 
 
 def _default_vpp_url() -> str:
@@ -135,7 +141,11 @@ class SolaxAccount(models.Model):
         help_text="The most SNs one batch control call carries (the vendor states no maximum).")
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
-    callback_secret = models.CharField(max_length=64, default=_callback_secret, unique=True, editable=False)
+    # The EV callback address carries a secret. Only its hash is looked up (a copy of the database, or a
+    # log of its queries, does not give the address away); the secret itself is encrypted like the token,
+    # because it must be sent to SolaX with every pileCmd (fleet.calls.callback_url).
+    callback_secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    callback_secret_ciphertext = models.TextField(editable=False)
     created = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
@@ -148,6 +158,15 @@ class SolaxAccount(models.Model):
     def __repr__(self) -> str:
         return f"<SolaxAccount {self.name!r} token=…{self.token_last4}>"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new account gets its callback secret here (it needs the encryption keys)."""
+        if not self.callback_secret_hash:
+            self.set_callback_secret(_callback_secret())
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "callback_secret_hash",
+                                           "callback_secret_ciphertext"}
+        super().save(*args, **kwargs)
+
     def set_token(self, token: str) -> None:
         """Store `token` encrypted, with its keyed digest; only its last four digits stay readable."""
         self.token_ciphertext = crypto.encrypt(token)
@@ -157,6 +176,15 @@ class SolaxAccount(models.Model):
     def get_token(self) -> str:
         """Return the plaintext token, for the call pipeline only."""
         return crypto.decrypt(self.token_ciphertext)
+
+    def set_callback_secret(self, secret: str) -> None:
+        """Store the EV callback secret encrypted, and its hash for the lookup of incoming callbacks."""
+        self.callback_secret_ciphertext = crypto.encrypt(secret)
+        self.callback_secret_hash = callback_secret_hash(secret)
+
+    def get_callback_secret(self) -> str:
+        """Return the plaintext callback secret, to build the callback URL sent to SolaX."""
+        return crypto.decrypt(self.callback_secret_ciphertext)
 
     @property
     def token_readable(self) -> bool:
@@ -186,7 +214,7 @@ class SolaxAccount(models.Model):
     def callback_url(self) -> str:
         """The account's EV callback address. Its path is a secret: it is added to pile_cmd at send
         time and never stored in the ledger, which every member of the organization can read."""
-        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{self.callback_secret}/"
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/solax/callback/{self.get_callback_secret()}/"
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:

@@ -126,12 +126,16 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+#: A custom action is a handful of parameters; anything longer is not one.
+ACTION_MAX_CHARS = 1000
+
+
 def clean_action(raw: str, kind: str | None, label: str) -> dict[str, int]:
     """Return an action as a dict of ints, checked for the target kind by the command service's one
     validation (``build_action``); raises ValidationError."""
     try:
         action = json.loads(raw)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ValidationError(f"{label} is not JSON, for example {{\"superType\": 2, \"mode\": 3, \"manualMode\": 1}}.")
     if not isinstance(action, dict) or not action:
         raise ValidationError(f"{label} must be an object of parameters.")
@@ -170,13 +174,14 @@ PRESET_CHOICES = [("", "Custom (parameters below)")] + [(key, label) for key, (l
 class ScheduleForm(TargetForm):
     name = forms.CharField(max_length=100)
     start_preset = forms.ChoiceField(label="Start action", choices=PRESET_CHOICES, required=False)
-    start_action = forms.CharField(label="Custom start action", required=False,
+    start_action = forms.CharField(label="Custom start action", required=False, max_length=ACTION_MAX_CHARS,
                                    widget=forms.Textarea(attrs={"rows": 2}),
                                    help_text='Only for a custom action, as for commands: e.g. {"superType": 2, '
                                              '"mode": 3, "manualMode": 1}; chargers {"chargerMode": 3}.')
     end_preset = forms.ChoiceField(label="End action", choices=PRESET_CHOICES, required=False,
                                    help_text="Sent when the window closes, e.g. back to self use.")
-    end_action = forms.CharField(label="Custom end action", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    end_action = forms.CharField(label="Custom end action", required=False, max_length=ACTION_MAX_CHARS,
+                                 widget=forms.Textarea(attrs={"rows": 2}))
     start_time = forms.TimeField(widget=TIME_WIDGET)
     end_time = forms.TimeField(widget=TIME_WIDGET, help_text="Not later than the start: the window ends the next day.")
     date = forms.DateField(label="One date", required=False, widget=DATE_WIDGET,

@@ -21,3 +21,20 @@ def login(page, live_server):  # type: ignore[no-untyped-def]
         page.click("button[type=submit]")
 
     return _login
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(request):  # type: ignore[no-untyped-def]
+    """Fail a browser test when the page reports a Content-Security-Policy violation (a console error
+    "Refused to execute inline script ... violates the following Content Security Policy directive")
+    or an uncaught JavaScript error. Yields the list of problems seen so far."""
+    if "page" not in request.fixturenames:
+        yield []
+        return
+    page = request.getfixturevalue("page")
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" and (
+        "Content Security Policy" in message.text or "Content-Security-Policy" in message.text) else None)
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    yield problems
+    assert problems == [], problems

@@ -44,7 +44,8 @@ def swap(page, name: str, value: str) -> None:  # type: ignore[no-untyped-def]
     with page.expect_response(lambda r: "/commands/new/" in r.url and r.request.method == "GET"):
         page.select_option(f"select[name={name}]", value)
     # htmx wires the new fields once the swap has settled; a change before that would be lost
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    # a function, not an expression string: Playwright evals strings, which the page's CSP forbids
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     page.wait_for_timeout(50)
 
 

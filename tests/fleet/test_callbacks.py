@@ -62,7 +62,7 @@ def test_callbacks_settle_each_charger(mirrored_fleet, fast_commands, simulator,
     # the callback address is a secret: the cloud got it, the ledger (readable by viewers) did not
     for call in ApiCall.objects.filter(origin_code=command.code, endpoint="pile_cmd"):
         assert "callbackUrl" not in call.params
-        assert mirrored_fleet.callback_secret not in str(call.params) + call.response + call.error
+        assert mirrored_fleet.get_callback_secret() not in str(call.params) + call.response + call.error
 
 
 def test_offline_chargers_time_out_and_unknown_ones_fail(mirrored_fleet, fast_commands, simulator, callbacks_here):
@@ -122,7 +122,7 @@ def pile_task(mirrored_fleet, fast_commands, simulator):  # type: ignore[no-unty
 
 def _post(client, account, body, secret=None):  # type: ignore[no-untyped-def]
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return client.post(f"/solax/callback/{secret or account.callback_secret}/", data=data,
+    return client.post(f"/solax/callback/{secret or account.get_callback_secret()}/", data=data,
                        content_type="application/json")
 
 
@@ -152,7 +152,7 @@ def test_bad_callbacks_are_refused(client, pile_task, mirrored_fleet, caplog, bo
         response = _post(client, mirrored_fleet, body)
     assert response.status_code == status
     _unchanged(command)
-    assert "refused" in caplog.text and mirrored_fleet.callback_secret not in caplog.text
+    assert "refused" in caplog.text and mirrored_fleet.get_callback_secret() not in caplog.text
 
 
 def test_the_wrong_secret_is_refused(client, pile_task, mirrored_fleet, caplog):
@@ -171,14 +171,14 @@ def test_an_oversized_body_is_refused(client, pile_task, mirrored_fleet, setting
     with caplog.at_level(logging.WARNING, logger="fleet.callbacks"):
         assert _post(client, mirrored_fleet, body).status_code == 413
     _unchanged(command)
-    assert mirrored_fleet.callback_secret not in caplog.text
+    assert mirrored_fleet.get_callback_secret() not in caplog.text
 
 
 def test_the_callback_takes_only_post_and_needs_no_csrf(pile_task, mirrored_fleet):
     from django.test import Client
 
     strict = Client(enforce_csrf_checks=True)
-    assert strict.get(f"/solax/callback/{mirrored_fleet.callback_secret}/").status_code == 405
+    assert strict.get(f"/solax/callback/{mirrored_fleet.get_callback_secret()}/").status_code == 405
     body = {"rspType": 1, "taskId": "abc123", "code": "0", "result": {"failureList": []}}
     assert _post(strict, mirrored_fleet, body).status_code == 200
 
@@ -186,9 +186,9 @@ def test_the_callback_takes_only_post_and_needs_no_csrf(pile_task, mirrored_flee
 @pytest.mark.parametrize("method", ["get", "head", "put", "patch", "delete", "options"])
 def test_no_method_but_post_is_served_and_none_logs_the_secret(client, pile_task, mirrored_fleet, caplog, method):
     caplog.set_level("DEBUG")
-    response = getattr(client, method)(f"/solax/callback/{mirrored_fleet.callback_secret}/")
+    response = getattr(client, method)(f"/solax/callback/{mirrored_fleet.get_callback_secret()}/")
     assert response.status_code == 405
-    assert mirrored_fleet.callback_secret not in caplog.text
+    assert mirrored_fleet.get_callback_secret() not in caplog.text
 
 
 def test_the_ledger_refuses_to_store_a_callback_url(mirrored_fleet):

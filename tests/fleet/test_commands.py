@@ -73,7 +73,7 @@ def test_a_bad_command_writes_nothing(account, group):
 
 def test_the_callback_url_carries_the_accounts_secret(account, settings):
     settings.PUBLIC_BASE_URL = "https://fleet.example"
-    assert account.callback_url == f"https://fleet.example/solax/callback/{account.callback_secret}/"
+    assert account.callback_url == f"https://fleet.example/solax/callback/{account.get_callback_secret()}/"
 
 
 def test_the_tick_is_a_beat_entry_that_expires():

@@ -9,9 +9,9 @@ from cryptography.fernet import Fernet
 from django.apps import apps
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
-from fleet.accounts.forms import SolaxAccountForm
 
 from fleet import crypto
+from fleet.accounts.forms import SolaxAccountForm
 from fleet.models import SolaxAccount
 from fleet.models.accounts import TOKEN_SHARED_REASON
 from tests.conftest import TOKEN

@@ -1,5 +1,5 @@
-"""Re-encrypt every stored SolaX token under the first key of TOKEN_ENCRYPTION_KEYS, and re-compute
-its digest under that key."""
+"""Re-encrypt every stored SolaX token (and EV callback secret) under the first key of
+TOKEN_ENCRYPTION_KEYS, and re-compute the token's digest under that key."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ class Command(BaseCommand):
         done = 0
         seen: set[str] = set()
         for account in SolaxAccount.objects.select_for_update().order_by("pk").only(
-                "pk", "token_ciphertext", "token_digest", "paused_until", "pause_reason"):
+                "pk", "token_ciphertext", "token_digest", "paused_until", "pause_reason",
+                "callback_secret_ciphertext", "callback_secret_hash"):
             try:
                 token = crypto.decrypt(account.token_ciphertext)
                 account.token_ciphertext = crypto.rotate(account.token_ciphertext)
+                # the EV callback secret is encrypted under the same keys
+                account.callback_secret_ciphertext = crypto.rotate(account.callback_secret_ciphertext)
             except Exception:  # noqa: BLE001 - name the account, never the ciphertext
                 raise CommandError(f"The token of account {account.pk} opens with none of the keys.")
             # The digest's key derives from the primary key: it moves with it. A legacy account that
@@ -37,6 +40,7 @@ class Command(BaseCommand):
             else:
                 seen.add(digest)
                 account.token_digest = digest
-            account.save(update_fields=["token_ciphertext", "token_digest", "paused_until", "pause_reason"])
+            account.save(update_fields=["token_ciphertext", "token_digest", "paused_until", "pause_reason",
+                                         "callback_secret_ciphertext"])
             done += 1
         self.stdout.write(f"Re-encrypted {done} token(s) under the primary key.")
