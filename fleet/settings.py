@@ -234,6 +234,8 @@ COMMAND_CALLBACK_GRACE_SECONDS = _int("COMMAND_CALLBACK_GRACE_SECONDS", 120, min
 CALLBACK_MAX_BYTES = _int("CALLBACK_MAX_BYTES", 65536, minimum=1024)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
+# The filesystem broker is fleet.broker's transport (atomic publish and claim, malformed files
+# dropped), not kombu's own, whose half-written files stop the worker (kombu issue 1551).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.split("://", 1)[0] not in {"filesystem", "redis", "rediss", "memory", "amqp"}:
     raise ImproperlyConfigured(f"CELERY_BROKER_URL has an unsupported scheme: {CELERY_BROKER_URL!r}")
@@ -242,6 +244,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT = "fleet.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
