@@ -1,14 +1,20 @@
-"""`python -m solax.simulator --port 8765 --seed N --fleet small|demo|large [--token T ...]`."""
+"""`python -m solax.simulator --port 8765 --seed N --fleet small|demo|large [--token T ...] [--state FILE]`."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 
 from .config import DEFAULT_TOKEN
 from .fleets import FLEETS
+from .persistence import start_persistent_simulator
 from .testing import start_simulator
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-day", type=int, default=10_000)
     parser.add_argument("--command-delay", type=float, default=None, help="seconds until a task id")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--state", metavar="FILE", help="keep the cloud in FILE across restarts (JSON)")
+    parser.add_argument("--save-every", type=float, default=10.0, help="seconds between saves of --state")
     args = parser.parse_args(argv)
     knobs = {
         "seed": args.seed,
@@ -39,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command_delay is not None:
         knobs["command_delay"] = args.command_delay
     started = time.monotonic()
-    handle = start_simulator(host=args.host, port=args.port, verbose=args.verbose, **knobs)
+    state, note = None, ""
+    if args.state:
+        handle, state, restored = start_persistent_simulator(
+            args.state, args.save_every, host=args.host, port=args.port, verbose=args.verbose, **knobs)
+        note = f"  state: {args.state} ({'restored' if restored else 'a fresh cloud'}, saved every {args.save_every:g} s)"
+    else:
+        handle = start_simulator(host=args.host, port=args.port, verbose=args.verbose, **knobs)
     took = time.monotonic() - started
     print(f"SolaX Cloud simulator ({args.fleet} fleet, seed {args.seed}, ready in {took:.1f}s)")
     print(f"  URL: {handle.url}")
@@ -48,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     for token in knobs["tokens"]:
         print(f"  token: {token}")
     print(f"  limits: {args.per_minute}/min, {args.per_day}/day; control API: {handle.url}/_sim/")
+    if note:
+        print(note)
     sys.stdout.flush()
+    signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop saves the state like Ctrl-C
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        if state is not None:
+            state.stop()
         handle.stop()
     return 0
 
