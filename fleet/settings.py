@@ -287,9 +287,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"no_4xx_tracebacks": {"()": "fleet.log_filters.ClientErrorsWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {"urllib3": {"level": "WARNING"}, "django.request": {"filters": ["no_4xx_tracebacks"]}},
 }
 
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
