@@ -80,7 +80,8 @@ class Channel(filesystem.Channel):
         os.makedirs(path, exist_ok=True)
         return str(path)
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's filesystem Channel names the argument `payload`, its base class `message`: mypy sees a clash
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         """Write `payload` under a temporary name, fsync it, and rename it into the queue folder."""
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}{SUFFIX}"
         staging = os.path.join(self._folder("staging", "staging_folder"), name)
@@ -95,7 +96,7 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add a message to {self.data_folder_out!r}") from exc
 
-    def _get(self, queue: str) -> dict[str, Any]:
+    def _get(self, queue: str, timeout: Any = None) -> dict[str, Any]:
         """Claim the oldest message of `queue` (rename into `processed/`), read it and return it."""
         claimed_dir = self._folder("processed", "processed_folder")
         while True:

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.state:
         handle, state, restored = start_persistent_simulator(
             args.state, args.save_every, host=args.host, port=args.port, verbose=args.verbose, **knobs)
-        note = f"  state: {args.state} ({'restored' if restored else 'a fresh cloud'}, saved every {args.save_every:g} s)"
+        kept = "restored" if restored else "a fresh cloud"
+        note = f"  state: {args.state} ({kept}, saved every {args.save_every:g} s)"
     else:
         handle = start_simulator(host=args.host, port=args.port, verbose=args.verbose, **knobs)
     took = time.monotonic() - started
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        # Ctrl-C reaches rundemo's children and rundemo then sends SIGTERM too: a second signal must
+        # not cut the last save short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if state is not None:
             state.stop()
         handle.stop()

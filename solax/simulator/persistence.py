@@ -189,7 +189,7 @@ class StateFile:
                     texts[token] = json.dumps(dump_tenant(tenant), separators=(",", ":"))
         if texts == self._last:
             return False
-        body = '{"format":%d,"clock":%r,"tenants":[%s]}' % (FORMAT, clock, ",".join(texts.values()))
+        body = f'{{"format":{FORMAT},"clock":{clock!r},"tenants":[{",".join(texts.values())}]}}'
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:

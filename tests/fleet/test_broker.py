@@ -62,9 +62,9 @@ def test_a_consumer_drops_malformed_files_and_gets_the_next_message(tmp_path: Pa
         Producer(conn.channel()).publish({"n": "real"}, exchange=QUEUE.exchange, routing_key="t",
                                          declare=[QUEUE], serializer="json")
         _garbage(tmp_path / "queue", "t")
-        with caplog.at_level(logging.ERROR, logger="fleet.broker"):
-            with conn.Consumer([QUEUE], callbacks=[lambda body, m: (got.append(body), m.ack())], accept=["json"]):
-                conn.drain_events(timeout=5)
+        consumer = conn.Consumer([QUEUE], callbacks=[lambda body, m: (got.append(body), m.ack())], accept=["json"])
+        with caplog.at_level(logging.ERROR, logger="fleet.broker"), consumer:
+            conn.drain_events(timeout=5)
     assert got == [{"n": "real"}]
     assert sorted(p.name.split(".")[0] for p in (tmp_path / "rejected").iterdir()) == sorted(
         f"0{i}_{name}" for i, name in enumerate(GARBAGE))
@@ -80,9 +80,9 @@ def test_kombu_own_transport_stops_on_the_same_garbage(tmp_path: Path) -> None:
         Producer(conn.channel()).publish({"n": 1}, exchange=QUEUE.exchange, routing_key="t",
                                          declare=[QUEUE], serializer="json")
         (tmp_path / "queue" / "0_empty.t.msg").write_bytes(b"")
-        with conn.Consumer([QUEUE], callbacks=[lambda body, m: m.ack()], accept=["json"]):
-            with pytest.raises(ValueError):  # json.JSONDecodeError
-                conn.drain_events(timeout=5)
+        consumer = conn.Consumer([QUEUE], callbacks=[lambda body, m: m.ack()], accept=["json"])
+        with consumer, pytest.raises(ValueError):  # json.JSONDecodeError
+            conn.drain_events(timeout=5)
 
 
 def _demo_app(data_dir: Path) -> Celery:

@@ -51,7 +51,8 @@ def test_seed_demo_adds_chargers_the_simulator_serves():
     assert set(sns) <= set(served)
     reads = ApiCall.objects.filter(account=account, endpoint="pile_info")
     assert reads.count() == 12  # one status read each, not one per seed_demo run
-    assert {c.context["charger"] for c in reads} == set(Charger.objects.filter(account=account).values_list("pk", flat=True))
+    seeded = set(Charger.objects.filter(account=account).values_list("pk", flat=True))
+    assert {c.context["charger"] for c in reads} == seeded
 
 
 # rundemo's supervisor ------------------------------------------------------------------------------------

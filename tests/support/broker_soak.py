@@ -99,7 +99,8 @@ def run_soak(root: Path, *, transport: str = OURS, threads: int = 4, per_thread:
     ready = consumer.stdout.readline()  # the consumer has declared the queue
     if ready.strip() != "ready":
         consumer.kill()
-        raise RuntimeError(f"the soak consumer did not start: {ready!r} {consumer.stderr.read() if consumer.stderr else ''}")
+        detail = consumer.stderr.read() if consumer.stderr else ""
+        raise RuntimeError(f"the soak consumer did not start: {ready!r} {detail}")
     result = SoakResult(published=total)
     lock = threading.Lock()
 
@@ -131,7 +132,8 @@ def run_soak(root: Path, *, transport: str = OURS, threads: int = 4, per_thread:
         result.corrupt = data["corrupt"]
         result.consumer_error = data["error"]
     else:
-        result.consumer_error = f"no result (exit {consumer.returncode}): {consumer.stderr.read()[-2000:] if consumer.stderr else ''}"
+        detail = consumer.stderr.read()[-2000:] if consumer.stderr else ""
+        result.consumer_error = f"no result (exit {consumer.returncode}): {detail}"
     return result
 
 
@@ -148,14 +150,13 @@ def consume(transport: str, root: Path, expect: int, deadline: float, out: Path)
 
     end = time.monotonic() + deadline
     try:
-        with connection(transport, root) as conn:
-            with conn.Consumer([QUEUE], callbacks=[on_message], accept=["json"]):
-                print("ready", flush=True)
-                while len(received) + len(corrupt) < expect and time.monotonic() < end:
-                    try:
-                        conn.drain_events(timeout=0.5)
-                    except TimeoutError:
-                        continue
+        with connection(transport, root) as conn, conn.Consumer([QUEUE], callbacks=[on_message], accept=["json"]):
+            print("ready", flush=True)
+            while len(received) + len(corrupt) < expect and time.monotonic() < end:
+                try:
+                    conn.drain_events(timeout=0.5)
+                except TimeoutError:
+                    continue
     except Exception as exc:  # noqa: BLE001 - what stops the consumer is the finding
         error = f"{type(exc).__name__}: {exc}"
     out.write_text(json.dumps({"received": received, "corrupt": corrupt, "error": error}))
