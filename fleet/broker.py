@@ -154,3 +154,8 @@ class Transport(filesystem.Transport):
     # a state of its own: kombu's global_state of the plain transport is not shared with ours
     global_state = virtual.BrokerState()
     driver_name = "filesystem-atomic"
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        # a folder has no host: without this kombu warns "No hostname was supplied" on every connection
+        return {"port": self.default_port}
