@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "fleet.context_processors.organization",
             ],
+            "builtins": ["fleet.templatetags.fleet_errors"],  # |call_error on every page
         },
     },
 ]
