@@ -291,7 +291,13 @@ LOGGING = {
     "filters": {"no_4xx_tracebacks": {"()": "fleet.log_filters.ClientErrorsWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"urllib3": {"level": "WARNING"}, "django.request": {"filters": ["no_4xx_tracebacks"]}},
+    "loggers": {
+        "urllib3": {"level": "WARNING"},
+        # Django's default config gives "django" a console handler of its own in DEBUG: every
+        # warning would print twice (once plain, once through the root's handler).
+        "django": {"handlers": []},
+        "django.request": {"filters": ["no_4xx_tracebacks"]},
+    },
 }
 
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,11 @@ def test_the_filter_folds_the_raw_text_and_escapes_it() -> None:
     assert "<details" in html and "&lt;b&gt;(code=1003)&lt;/b&gt;" in html and "<b>" not in html
     unknown = Template("{{ e|call_error }}").render(Context({"e": "<i>odd</i>"}))
     assert unknown == '<span class="error">&lt;i&gt;odd&lt;/i&gt;</span>'
-    assert Template('{{ e|call_error:"no answer" }}').render(Context({"e": ""})) == '<span class="error">no answer</span>'
+    empty = Template('{{ e|call_error:"no answer" }}').render(Context({"e": ""}))
+    assert empty == '<span class="error">no answer</span>'
 
 
-def test_the_budget_page_shows_a_timeout_in_words_with_the_raw_text(operator_client, sim_account, simulator,
+def test_the_budget_page_shows_a_timeout_in_words_and_the_raw_text(operator_client, sim_account, simulator,
                                                                       settings) -> None:
     settings.SOLAX_READ_TIMEOUT = 1
     simulator.configure(faults=[{"kind": "timeout", "seconds": 2, "count": 1}])

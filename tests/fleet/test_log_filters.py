@@ -31,3 +31,10 @@ def test_a_server_error_keeps_its_traceback() -> None:
     record.status_code = 500
     assert ClientErrorsWithoutTraceback().filter(record) is True
     assert record.exc_info is info
+
+
+def test_django_messages_print_once() -> None:
+    """Only the root's handler prints: Django's own DEBUG console handler would print each line twice."""
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate is True
+    assert len(logging.getLogger().handlers) >= 1

@@ -53,7 +53,12 @@ class Supervisor:
 
     def start(self) -> None:
         for child in self.children:
-            child.proc = subprocess.Popen(child.argv, env=self.env)
+            child.proc = self._spawn(child)
+
+    def _spawn(self, child: Child) -> subprocess.Popen[bytes]:
+        # A session of its own: Ctrl-C reaches rundemo only, which stops each child once with SIGTERM
+        # (twice, a Celery worker's pool children die mid-shutdown and log errors).
+        return subprocess.Popen(child.argv, env=self.env, start_new_session=True)
 
     def check(self) -> bool:
         """Restart children that exited; return False when one exited too often (stop the demo)."""
@@ -71,7 +76,7 @@ class Supervisor:
             child.restarts.append(now)
             self.say(f"The {child.name} exited (code {code}); restarting it "
                      f"({len(child.restarts)} of {self.limit} restarts allowed within {self.window:.0f} s).")
-            child.proc = subprocess.Popen(child.argv, env=self.env)
+            child.proc = self._spawn(child)
         return True
 
     def stop(self, grace: float = 10.0) -> None:
@@ -131,4 +136,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # make and a terminal may pass on the same signal again: stopping must not be cut short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             supervisor.stop()
