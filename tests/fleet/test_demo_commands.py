@@ -124,6 +124,19 @@ def _wait(predicate, seconds: float):  # type: ignore[no-untyped-def]
     return predicate()
 
 
+def _in_group(pgid: int) -> list[int]:
+    """Live processes whose process group is `pgid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _worker_pid(pid: int) -> int | None:
     return next((child for child, cmd in _children(pid).items() if " celery " in cmd), None)
 
@@ -159,13 +172,17 @@ def test_rundemo_survives_a_malformed_broker_message_and_a_killed_worker(tmp_pat
         assert _wait(lambda: (tmp_path / "broker" / "rejected" / "0_garbage.celery.msg").exists(), 30), log.read_text()
         assert _worker_pid(demo.pid) == worker and web_up()
 
+        assert len(_in_group(worker)) > 1  # the worker's pool and beat processes
         os.kill(worker, signal.SIGKILL)
         assert _wait(lambda: (_worker_pid(demo.pid) or worker) != worker, 15), log.read_text()
+        assert _wait(lambda: not _in_group(worker), 5), _in_group(worker)  # no orphaned beat or pool
         assert web_up() and demo.poll() is None
         text = log.read_text()
         assert "The worker exited (code -9); restarting it" in text
         assert "Unrecoverable error" not in text and "Traceback" not in text
+        new_worker = _worker_pid(demo.pid)
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(timeout=30)
+    assert new_worker and not _in_group(new_worker)  # stopping leaves nothing behind
     assert (tmp_path / "simulator.json").exists()  # the simulator saved its cloud on the way out

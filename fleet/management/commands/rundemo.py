@@ -8,6 +8,7 @@ down. Used by `make demo`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,6 +68,9 @@ class Supervisor:
             if child.proc is None or child.proc.poll() is None:
                 continue
             code = child.proc.returncode
+            # What it left behind goes too: a worker killed hard leaves its beat and pool processes.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, signal.SIGKILL)
             while child.restarts and child.restarts[0] < now - self.window:
                 child.restarts.popleft()
             if len(child.restarts) >= self.limit:
@@ -89,7 +93,9 @@ class Supervisor:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
+                # the whole session: a Celery worker's pool and beat children must not outlive it
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
 
 
