@@ -180,9 +180,21 @@ def test_rundemo_survives_a_malformed_broker_message_and_a_killed_worker(tmp_pat
         text = log.read_text()
         assert "The worker exited (code -9); restarting it" in text
         assert "Unrecoverable error" not in text and "Traceback" not in text
+        assert "superuser privileges" not in text  # run as root (a container), see fleet/celery.py
         new_worker = _worker_pid(demo.pid)
     finally:
         os.killpg(demo.pid, signal.SIGTERM)
         demo.wait(timeout=30)
     assert new_worker and not _in_group(new_worker)  # stopping leaves nothing behind
     assert (tmp_path / "simulator.json").exists()  # the simulator saved its cloud on the way out
+
+
+@pytest.mark.parametrize("as_root,warned", [("1", False), ("", True)])
+def test_the_root_warning_is_silenced_only_when_rundemo_asks(as_root, warned):
+    code = ("import warnings; import fleet.celery; from celery.exceptions import SecurityWarning; "
+            "warnings.warn(SecurityWarning('You are running the worker with superuser privileges'))")
+    env = {**os.environ, "DEBUG": "true", "FLEET_WORKER_AS_ROOT": as_root}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("superuser privileges" in result.stderr) is warned
