@@ -72,3 +72,13 @@ def test_a_refused_member_add_shows_the_vendor_words_in_the_call_log(operator_cl
     assert ApiCall.objects.get(endpoint="inverter_add").state == CallState.FAILED
     page = operator_client.get(f"/budget/?account={sim_account.code}").content.decode()
     assert NO_AUTH in page and "no auth!" in page
+
+
+def test_a_succeeded_calls_vendor_text_is_not_shown_as_an_error(operator_client, sim_account, simulator) -> None:
+    call = calls.enqueue(sim_account, "group_query", {"current": 1, "size": 10}, purpose="read groups")
+    calls.pump(sim_account.pk, wait=False)
+    call.refresh_from_db()
+    assert call.state == CallState.SUCCEEDED
+    ApiCall.objects.filter(pk=call.pk).update(error="query success")  # the cloud's `exception` on success
+    page = operator_client.get(f"/budget/?account={sim_account.code}").content.decode()
+    assert '<span class="error">query success</span>' not in page
