@@ -60,3 +60,17 @@ def install(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         if not any(isinstance(f, MaskSecrets) for f in handler.filters):
             handler.addFilter(MaskSecrets())
+
+
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """Keep django.request's line for a 4xx answer but drop its traceback.
+
+    Django logs a refused permission (403) or a bad request (400) with the exception's traceback, so an
+    ordinary "viewers cannot do that" fills the log like a crash. A 5xx keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True

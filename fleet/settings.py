@@ -121,6 +121,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "fleet.context_processors.organization",
             ],
+            "builtins": ["fleet.templatetags.fleet_errors"],  # |call_error on every page
         },
     },
 ]
@@ -322,6 +323,8 @@ ONCE_KEY_SECONDS = _int("ONCE_KEY_SECONDS", 3600, minimum=60)
 ONCE_IDENTICAL_WINDOW_SECONDS = _int("ONCE_IDENTICAL_WINDOW_SECONDS", 600, minimum=0)
 
 # Celery: `filesystem://` in the data folder by default (no service to install), Redis in production.
+# The filesystem broker is fleet.broker's transport (atomic publish and claim, malformed files
+# dropped), not kombu's own, whose half-written files stop the worker (kombu issue 1551).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.split("://", 1)[0] not in {"filesystem", "redis", "rediss", "memory", "amqp"}:
     raise ImproperlyConfigured(f"CELERY_BROKER_URL has an unsupported scheme: {CELERY_BROKER_URL!r}")
@@ -330,6 +333,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT = "fleet.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -377,14 +381,18 @@ FLEET_CHARGER_STATUS_SHARE_PERCENT = _int("FLEET_CHARGER_STATUS_SHARE_PERCENT", 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "fleet.log_filters.MaskSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"no_4xx_tracebacks": {"()": "fleet.log_filters.ClientErrorsWithoutTraceback"},
+                "mask_secrets": {"()": "fleet.log_filters.MaskSecrets"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "urllib3": {"level": "WARNING"},
+        # Django's default config gives "django" (and "django.server") handlers of their own: every line
+        # would print twice and skip the mask; they propagate to the root's masked handler instead.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["no_4xx_tracebacks"]},
     },
 }
 

@@ -27,6 +27,7 @@ __all__ = [
     "TransportError",
     "bound_text",
     "error_for_vendor_failure",
+    "in_operator_words",
     "redact_secrets",
 ]
 
@@ -202,3 +203,52 @@ def error_for_vendor_failure(
         )
     kind = AuthError if code_str in _AUTH_CODES or any(f in lowered for f in _AUTH_TEXTS) else ApiError
     return kind(text, status=status, code=code_str, body=body, endpoint=endpoint)
+
+
+# What an operator reads for a failure, in one place. A stored error is "<ErrorClass>: <endpoint>:
+# <message> (status=..., code=...)" (fleet/calls.py) or the vendor's bare text; the vendor's words
+# are matched first (lowercase fragments), then the error class.
+_VENDOR_WORDS: tuple[tuple[str, str], ...] = (
+    ("no auth", "SolaX does not know this serial number or it belongs to another account"),
+    ("token invalid", "SolaX refused the account's token; an admin must check it in Settings"),
+    ("interface unauthorized", "SolaX does not let this account use the API; ask SolaX to enable it"),
+    ("several violations", "SolaX locked the account for an hour after repeated calls over its limit"),
+    ("prohibit calls within the next hour", "SolaX locked the account for an hour after repeated calls over its limit"),
+    ("within the current minute", "SolaX's limit of calls a minute was reached; the call waits and goes again"),
+    ("the group name already exists", "SolaX already has a group with this name"),
+    ("the inverter already exists in a group", "This inverter is already in a group in SolaX"),
+    ("the inverter id does not exist", "SolaX no longer has this group member; a sync will refresh the list"),
+    ("the group does not exist", "SolaX no longer has this group; a sync will refresh the list"),
+    ("the task does not exist", "SolaX no longer knows this command's task"),
+    ("the command does not exist", "SolaX no longer knows this command"),
+)
+_CLASS_WORDS: dict[str, str] = {
+    "SolaxTimeout": "SolaX did not answer in time; delivery unknown",
+    "TransportError": "The connection to SolaX broke after the request was sent; delivery unknown",
+    "NotSentError": "SolaX could not be reached; nothing was sent",
+    "HTTPStatusError": "SolaX answered with an HTTP error instead of a result",
+    "ResponseParseError": "SolaX's answer could not be read",
+    "RateLimitedError": "SolaX's call limit was reached; the call waits and goes again",
+    "InvalidTokenError": "The account's token is not a SolaX token (20 to 30 digits); an admin must fix it in Settings",
+    "AuthError": "SolaX refused the account's token; an admin must check it in Settings",
+}
+_UNEXPECTED = "unexpected failure: "
+
+
+def in_operator_words(text: str) -> str | None:
+    """Return what `text` (a stored call error or a vendor message) means for an operator, or None
+    when it is not a known failure (then show the text itself)."""
+    lowered = text.lower()
+    for fragment, words in _VENDOR_WORDS:
+        if fragment in lowered:
+            return words
+    kind = text.split(":", 1)[0].strip() if ":" in text else ""
+    if kind in _CLASS_WORDS:
+        words = _CLASS_WORDS[kind]
+        status = re.search(r"\bstatus=(\d{3})\b", text)
+        if kind == "HTTPStatusError" and status:
+            words = f"SolaX answered HTTP {status.group(1)} instead of a result"
+        return words
+    if _UNEXPECTED in text:
+        return "solax-fleet failed while sending (a bug); the worker's log has the details"
+    return None
