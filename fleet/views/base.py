@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.paginator import Page, Paginator
@@ -18,6 +19,16 @@ class HtmxHttpRequest(HttpRequest):
 
 
 PAGE_SIZE = 50
+
+
+def confirmation(*, label: str, title: str, text: str, action: str, button: str, cancel_url: str,
+                 items: Iterable[str] = (), code_items: bool = False, fields: Iterable[tuple[str, object]] = (),
+                 hx_target: str = "") -> dict[str, object]:
+    """The context of templates/fleet/_confirm.html: one confirmation block for every destructive
+    action (``hx_target``: swapped in place by HTMX; else a plain POST)."""
+    return {"label": label, "title": title, "text": text, "action": action, "button": button,
+            "cancel_url": cancel_url, "items": list(items), "code_items": code_items, "fields": list(fields),
+            "hx_target": hx_target}
 
 
 def paginate(queryset: QuerySet, request: HtmxHttpRequest) -> Page:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from fleet.accounts.access import account_choice, charger_for_user, require_oper
 from fleet.mirror import chargers as service
 from fleet.mirror.forms import ChargerForm
 from fleet.models import ApiCall, Charger
-from fleet.views.base import HtmxHttpRequest, paginate
+from fleet.views.base import HtmxHttpRequest, confirmation, paginate
 
 
 def _labels(charger: Charger) -> dict[str, str]:
@@ -94,7 +94,11 @@ def charger_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     charger = charger_for_user(request, code)
     if request.method == "GET":
-        return render(request, "fleet/charger_detail.html#confirm", {"charger": charger})
+        return render(request, "fleet/charger_detail.html#confirm", {"confirm": confirmation(
+            label="Confirm removal", title=f"Remove charger {charger.sn} from the dashboard?",
+            text="Nothing changes in SolaX Cloud; you can add it again by its SN.",
+            action=reverse("fleet-charger-remove", args=[charger.code]), button="Remove",
+            cancel_url=reverse("fleet-charger", args=[charger.code]))})
     account = charger.account
     charger.delete()
     return redirect(f"{reverse('fleet-chargers')}?account={account.code}")

@@ -25,7 +25,7 @@ from fleet.accounts.access import (
 from fleet.mirror import sync, writes
 from fleet.mirror.forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
-from fleet.views.base import HtmxHttpRequest, csv_response, error_status, paginate
+from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate
 
 SORTS = {"name": "name", "-name": "-name", "members": "device_count", "-members": "-device_count",
          "updated": "remote_updated", "-updated": "-remote_updated"}
@@ -162,9 +162,15 @@ def _delete_once(account: SolaxAccount, groups: list[Group]) -> tuple[str, str]:
 
 def _confirm_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group],
                     action: str) -> HttpResponse:
-    return render(request, "fleet/groups.html#confirm", {
-        "selected": selected, "account": account, "action": action,
-        "once_key": once.issue(request, *_delete_once(account, selected))})
+    n = len(selected)
+    key = once.issue(request, *_delete_once(account, selected))
+    fields = [("account", account.code), ("confirm", "1"), ("once", key), *(("codes", g.code) for g in selected)]
+    return render(request, "fleet/groups.html#confirm", {"confirm": confirmation(
+        label="Confirm deletion", title=f"Delete {n} group{'s' if n != 1 else ''} in SolaX Cloud?",
+        items=[f"{g.name} ({g.device_count} member{'s' if g.device_count != 1 else ''})" for g in selected],
+        text="Their members leave the group; the devices stay bound to the account. This cannot be undone.",
+        action=action, button="Delete", cancel_url=f"{reverse('fleet-groups')}?account={account.code}",
+        fields=fields, hx_target="#groups-list")})
 
 
 def _send_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list[Group]) -> HttpResponse:

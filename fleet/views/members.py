@@ -23,7 +23,7 @@ from fleet.accounts.access import (
 from fleet.mirror import writes
 from fleet.mirror.forms import SelectionForm, SnForm
 from fleet.models import ApiCall, Group, Inverter
-from fleet.views.base import HtmxHttpRequest, csv_response, error_status, paginate
+from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate
 
 
 def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object]:
@@ -150,9 +150,14 @@ def _remove_once(group: Group, members: list[Inverter]) -> tuple[str, str]:
 
 
 def _confirm_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter], action: str) -> HttpResponse:
-    return render(request, "fleet/group_detail.html#confirm", {
-        "selected": selected, "group": group, "action": action,
-        "once_key": once.issue(request, *_remove_once(group, selected))})
+    n = len(selected)
+    fields = [("confirm", "1"), ("once", once.issue(request, *_remove_once(group, selected))),
+              *(("codes", m.code) for m in selected)]
+    return render(request, "fleet/group_detail.html#confirm", {"confirm": confirmation(
+        label="Confirm removal", title=f"Remove {n} member{'s' if n != 1 else ''} from {group.name}?",
+        items=[m.inverter_sn for m in selected], code_items=True, text="The devices stay bound to the account.",
+        action=action, button="Remove", cancel_url=reverse("fleet-group", args=[group.code]), fields=fields,
+        hx_target="#members")})
 
 
 def _send_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter]) -> HttpResponse:
