@@ -83,7 +83,10 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
     except once.Refused as exc:
         context["once_error"] = exc.message
         return _show_plan(request, context, form, purpose, fingerprint, status=400)
-    messages.success(request, f"Queued: {command.label}.")
+    if command.state == CommandState.APPROVAL:
+        messages.warning(request, f"Waiting for a second operator's approval: {command.label}. Nothing is sent before.")
+    else:
+        messages.success(request, f"Queued: {command.label}.")
     return redirect("fleet-command-detail", code=command.code)
 
 
@@ -210,7 +213,7 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         api_calls_total=calls.count(),
         retries=command.retries.order_by("-created").only("code", "label", "state", "created"),
         can_retry=done and command.devices_failed > 0,
-        can_cancel=batches["unsent"] > 0 and membership.can_operate,
+        can_cancel=batches["unsent"] > 0 and membership.can_operate and command.state != CommandState.APPROVAL,
     )
     if request.htmx and request.htmx.target == "device-results":
         return render(request, "fleet/command_detail.html#devices", context)

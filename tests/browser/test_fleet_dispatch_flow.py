@@ -1,0 +1,62 @@
+"""An operator saves a selection from ticked inverters, then sends the whole fleet a command that a
+second operator must approve; the pages read at desktop and phone width."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from fleet.models import ApiCall, Command, CommandState, SafetyEnvelope, SavedSelection
+from tests.conftest import make_member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_a_saved_selection_and_a_fleet_command_with_four_eyes(page, live_server, login, org, operator, mirrored_fleet,
+                                                               screenshot_dir, width):
+    page.set_viewport_size(dict(zip(("width", "height"), WIDTHS[width], strict=True)))
+    SafetyEnvelope.objects.create(organization=org, approval_above_devices=10)
+    login("otto", "pw-otto-9x!")
+    page.goto(f"{live_server.url}/inverters/")
+    boxes = page.locator("input[name=sn]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.click("text=Save the selected as a selection…")
+    page.fill("input[name=name]", "Pilot homes")
+    page.click("button:has-text('Save')")
+    expect(page.locator("main")).to_contain_text("Saved the selection Pilot homes (2 inverters)")
+    assert SavedSelection.objects.get(name="Pilot homes").sns
+    page.screenshot(path=os.path.join(screenshot_dir, f"selections_{width}.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/commands/new/")
+    page.select_option("select[name=target]", "fleet")
+    page.select_option("select[name=superType]", "1")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    page.select_option("select[name=systemSwitch]", "1")
+    page.click("text=Plan the cost")
+    plan = page.locator("#cost-plan")
+    expect(plan).to_contain_text("the whole fleet")
+    expect(plan).to_contain_text("a second operator approves")
+    page.screenshot(path=os.path.join(screenshot_dir, f"fleet_plan_{width}.png"), full_page=True)
+    page.click("#cost-plan button[name=confirm]")
+    expect(page.locator("#approval")).to_contain_text("Awaiting a second operator's approval")
+    command = Command.objects.get()
+    assert command.state == CommandState.APPROVAL and not ApiCall.objects.filter(origin_code=command.code).exists()
+    page.screenshot(path=os.path.join(screenshot_dir, f"fleet_awaiting_{width}.png"), full_page=True)
+
+    make_member(org, "petra", "operator")
+    page.click("text=Log out") if page.locator("text=Log out").is_visible() else page.goto(f"{live_server.url}/")
+    page.context.clear_cookies()
+    login("petra", "pw-petra-9x!")
+    page.goto(f"{live_server.url}/approvals/")
+    page.click(f"text={command.label}")
+    page.click("button:has-text('Approve and send')")
+    expect(page.locator("main")).to_contain_text("Its calls are queued")
+    command.refresh_from_db()
+    assert command.state == CommandState.QUEUED and command.approved_by.username == "petra"
+    assert ApiCall.objects.filter(origin_code=command.code).count() == command.batches.count()
+    page.screenshot(path=os.path.join(screenshot_dir, f"fleet_approved_{width}.png"), full_page=True)
