@@ -107,7 +107,7 @@ def command_list(request: HtmxHttpRequest) -> HttpResponse:
     if account is None:
         return render(request, "fleet/command_list.html", context)
     context.update(_history(request, account, membership))
-    if request.htmx and request.htmx.target == "command-history":
+    if request.htmx and request.htmx.target in ("command-history", "history-rows"):
         return render(request, "fleet/command_list.html#history", context)
     return render(request, "fleet/command_list.html", context)
 

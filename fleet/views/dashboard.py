@@ -30,10 +30,13 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         "code", "label", "state", "devices_answered", "devices_total").order_by("-created")[:10]
     attention = mine.filter(state=CommandState.UNKNOWN).select_related("created_by").only(
         "code", "label", "created", "created_by__username").order_by("-created")[:20]
-    return render(request, "fleet/dashboard.html", {
-        "accounts": accounts, "budget_views": views, "fleet_size": fleet_size,
-        "in_flight": list(in_flight), "attention": list(attention),
-    })
+    awaiting = mine.filter(state=CommandState.APPROVAL).select_related("created_by").only(
+        "code", "label", "created", "created_by__username").order_by("created")[:20]
+    context = {"accounts": accounts, "budget_views": views, "fleet_size": fleet_size,
+               "in_flight": list(in_flight), "attention": list(attention), "awaiting": list(awaiting)}
+    if request.htmx and request.htmx.target == "dashboard-panels":
+        return render(request, "fleet/dashboard.html#panels", context)
+    return render(request, "fleet/dashboard.html", context)
 
 
 @require_POST

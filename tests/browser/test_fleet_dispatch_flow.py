@@ -60,3 +60,22 @@ def test_a_saved_selection_and_a_fleet_command_with_four_eyes(page, live_server,
     assert command.state == CommandState.QUEUED and command.approved_by.username == "petra"
     assert ApiCall.objects.filter(origin_code=command.code).count() == command.batches.count()
     page.screenshot(path=os.path.join(screenshot_dir, f"fleet_approved_{width}.png"), full_page=True)
+
+
+def test_the_dashboard_shows_a_new_unknown_command_without_a_reload(page, live_server, login, operator, account,
+                                                                    screenshot_dir):
+    login("otto", "pw-otto-9x!")
+    expect(page.locator("#dashboard-attention")).to_contain_text("Nothing")
+    Command.objects.create(account=account, kind="inverter_control", target_kind="selection", sns=["X1"],
+                           action={}, label="Forced charge to X1", state="unknown")
+    expect(page.locator("#dashboard-attention")).to_contain_text("Forced charge to X1", timeout=12000)
+    page.screenshot(path=os.path.join(screenshot_dir, "dashboard_live.png"), full_page=True)
+
+
+def test_the_command_history_shows_a_new_command_without_a_reload(page, live_server, login, operator, account):
+    login("otto", "pw-otto-9x!")
+    page.goto(f"{live_server.url}/commands/?account={account.code}")
+    Command.objects.create(account=account, kind="inverter_control", target_kind="selection", sns=["X1"],
+                           action={}, label="Arrived while looking", state="unknown")
+    expect(page.locator("#history-rows")).to_contain_text("Arrived while looking", timeout=15000)
+    expect(page.locator("#command-history form.filters")).to_be_visible()  # the form was not swapped away

@@ -28,3 +28,30 @@ def test_the_layout_serves_htmx_locally_and_sends_csrf(operator_client):
     assert "/static/js/htmx.min.js" in body
     assert "hx-headers" in body and "X-CSRFToken" in body
     assert "https://" not in body.split("<body")[0]  # no CDN in the head
+
+
+def test_the_panels_refresh_themselves_and_show_a_new_unknown_command(operator_client, account):
+    from fleet.models import Command
+
+    page = operator_client.get("/").content.decode()
+    assert 'id="dashboard-panels"' in page and 'hx-trigger="every 5s"' in page
+    Command.objects.create(account=account, kind="inverter_control", target_kind="selection", sns=["X1"],
+                           action={}, label="Forced charge to X1", state="unknown")
+    Command.objects.create(account=account, kind="inverter_control", target_kind="fleet", action={},
+                           label="System on to the whole fleet", state="approval")
+    live = operator_client.get("/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="dashboard-panels")
+    body = live.content.decode()
+    assert live.status_code == 200 and "<html" not in body and 'id="dashboard-panels"' not in body
+    assert "Forced charge to X1" in body and "System on to the whole fleet" in body
+
+
+def test_the_history_rows_refresh_without_the_filter_form(operator_client, account):
+    from fleet.models import Command
+
+    page = operator_client.get(f"/commands/?account={account.code}").content.decode()
+    assert 'id="history-rows"' in page and 'hx-trigger="every 10s"' in page
+    Command.objects.create(account=account, kind="inverter_control", target_kind="selection", sns=["X1"],
+                           action={}, label="Late arrival", state="unknown")
+    live = operator_client.get(f"/commands/?account={account.code}", HTTP_HX_REQUEST="true",
+                               HTTP_HX_TARGET="history-rows")
+    assert live.status_code == 200 and "Late arrival" in live.content.decode()
