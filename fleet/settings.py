@@ -314,6 +314,9 @@ COMMAND_EXPIRY_SECONDS = _int("COMMAND_EXPIRY_SECONDS", 900, minimum=10)
 COMMAND_POLL_BASE_SECONDS = _float("COMMAND_POLL_BASE_SECONDS", 3.0)
 # The first look for a batch's results until an account has taught us its devices' delay.
 COMMAND_FIRST_RESULT_SECONDS = _float("COMMAND_FIRST_RESULT_SECONDS", 20.0)
+# A result poll due for this long goes before the control sends still queued (results while a fleet
+# is being sent).
+COMMAND_POLL_AGING_SECONDS = _float("COMMAND_POLL_AGING_SECONDS", 20.0)
 COMMAND_POLL_CAP_SECONDS = _float("COMMAND_POLL_CAP_SECONDS", 60.0)
 COMMAND_CALLBACK_GRACE_SECONDS = _int("COMMAND_CALLBACK_GRACE_SECONDS", 120, minimum=1)
 CALLBACK_MAX_BYTES = _int("CALLBACK_MAX_BYTES", 65536, minimum=1024)

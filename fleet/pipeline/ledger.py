@@ -256,6 +256,11 @@ def resume_readable_tokens(now: datetime | None = None) -> int:
 def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datetime, seq: int) -> ApiCall | None:
     """Mark the first due call SENDING, record its attempt `seq`, and return the call.
 
+    The first due call is the highest priority, except that a result poll due for longer than
+    COMMAND_POLL_AGING_SECONDS goes before the control sends: while a fleet is being sent batch after
+    batch, the results of the batches already sent still come in (each poll ages in once, so the sends
+    keep most of every minute). Both probes are index seeks on call_due.
+
     One UPDATE ... RETURNING (SQLite 3.35+ and PostgreSQL alike); on PostgreSQL the attempt's INSERT
     rides in the same statement as a data-modifying CTE, which SQLite does not have.
     """
@@ -263,13 +268,20 @@ def _claim_due_call(account_id: int, now: datetime, allowed: int, sent_at: datet
     table = ops.quote_name(ApiCall._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
     # Only the models' own quoted table names are interpolated; every value is a parameter.
+    first_due = (f"(SELECT id FROM {table} WHERE account_id = %s AND state = %s "  # noqa: S608
+                 f"AND not_before <= %s AND priority <= %s ORDER BY priority, not_before, id LIMIT 1)")
+    due_params: list[Any] = [account_id, CallState.QUEUED, ops.adapt_datetimefield_value(now), allowed]
+    if allowed >= Priority.POLL:
+        aged = now - timedelta(seconds=settings.COMMAND_POLL_AGING_SECONDS)
+        first_due = (f"COALESCE((SELECT id FROM {table} WHERE account_id = %s AND state = %s "  # noqa: S608
+                     f"AND priority = %s AND not_before <= %s ORDER BY not_before, id LIMIT 1), {first_due})")
+        due_params = [account_id, CallState.QUEUED, Priority.POLL, ops.adapt_datetimefield_value(aged),
+                      *due_params]
     update = (
         f"UPDATE {table} SET state = %s, sent_at = %s, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE state = %s AND id = (SELECT id FROM {table} WHERE account_id = %s AND state = %s "
-        f"AND not_before <= %s AND priority <= %s ORDER BY priority, not_before, id LIMIT 1) RETURNING *"
+        f"WHERE state = %s AND id = {first_due} RETURNING *"
     )
-    params: list[Any] = [CallState.SENDING, ops.adapt_datetimefield_value(sent_at), CallState.QUEUED, account_id,
-                         CallState.QUEUED, ops.adapt_datetimefield_value(now), allowed]
+    params: list[Any] = [CallState.SENDING, ops.adapt_datetimefield_value(sent_at), CallState.QUEUED, *due_params]
     with_attempt = connection.vendor == "postgresql"
     if with_attempt:
         update = (

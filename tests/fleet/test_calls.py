@@ -67,6 +67,22 @@ def test_it_claims_in_priority_order(sim_account):
     assert ledger.claim_next(sim_account.pk) is None
 
 
+def test_a_result_poll_due_for_long_goes_before_queued_control_sends(sim_account, settings):
+    """While a fleet is sent batch after batch, the results of the batches already sent come in."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.COMMAND_POLL_AGING_SECONDS = 20
+    now = timezone.now()
+    sends = [queue.enqueue(sim_account, "group_control", {"groupId": str(i), "superType": 1, "systemSwitch": 1},
+                           not_before=now - timedelta(seconds=60)) for i in range(3)]
+    fresh = queue.enqueue(sim_account, "query_result", {"taskId": "fresh"}, not_before=now - timedelta(seconds=5))
+    aged = queue.enqueue(sim_account, "query_result", {"taskId": "aged"}, not_before=now - timedelta(seconds=30))
+    order = [ledger.claim_next(sim_account.pk, now).pk for _ in range(5)]
+    assert order == [aged.pk, *(c.pk for c in sends), fresh.pk]
+
+
 def test_a_claim_is_a_sending_row_with_its_attempt(sim_account):
     call = _group_add(sim_account)
     claimed = ledger.claim_next(sim_account.pk)
