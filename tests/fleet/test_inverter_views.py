@@ -47,3 +47,13 @@ def test_it_hides_other_organizations(operator_client, account, other_account):
     assert b"H4THEIRS" not in operator_client.get("/inverters/").content
     assert operator_client.get(f"/inverters/?account={other_account.code}").status_code == 404
     assert operator_client.post("/inverters/").status_code == 405
+
+
+def test_viewers_are_not_told_to_tick_rows_they_cannot_command(viewer_client, operator_client, account):
+    from fleet.models import Group, Inverter
+
+    group = Group.objects.create(account=account, remote_id="1", name="North")
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNV1", rated_power=5)
+    assert "Tick some" not in viewer_client.get("/inverters/").content.decode()
+    page = operator_client.get("/inverters/").content.decode()
+    assert "Tick some" in page and "Rated power (kW)" in page and "favicon.svg" in page
