@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.utils import timezone
 
 from fleet.commands.actions import CommandError
@@ -78,11 +78,13 @@ def _chunks(items: list[str]) -> list[list[str]]:
 
 
 def _rated_kw(account: SolaxAccount, sns: list[str]) -> float:
-    total = 0.0
+    """The rated kW of the devices, each counted once (an inverter in two groups has two rows)."""
+    rated: dict[str, float] = {}
     for chunk in _chunks(sns):
-        total += Inverter.objects.filter(account=account, removed=False, inverter_sn__in=chunk).aggregate(
-            kw=Sum("rated_power"))["kw"] or 0.0
-    return total
+        for sn, kw in Inverter.objects.filter(account=account, removed=False, inverter_sn__in=chunk).values_list(
+                "inverter_sn", "rated_power"):
+            rated[sn] = max(rated.get(sn, 0.0), kw or 0.0)
+    return sum(rated.values())
 
 
 def _worn(account: SolaxAccount, sns: list[str], limit: int, now: datetime) -> list[str]:

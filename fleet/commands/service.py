@@ -321,9 +321,18 @@ def approve_command(command: Command, *, user: Any) -> Command:
             raise CommandError({"approval": "this command does not wait for an approval"})
         if locked.created_by_id is not None and locked.created_by_id == getattr(user, "pk", None):
             raise CommandError({"approval": "a second operator must approve: not the one who asked"})
+        if locked.start_by is not None and locked.start_by <= timezone.now():
+            raise CommandError({"approval": "too late: it had to start by "
+                                            f"{locked.start_by:%H:%M:%S %Z}; reject it and send it again"})
+        batches = list(locked.batches.select_related("group").order_by("pk"))
+        if any(batch.group_id is None and not batch.sns for batch in batches):
+            raise CommandError({"approval": "a group of this command is gone; reject it and send it again"})
+        # the envelope (writes per device today, a tightened limit) may have changed while it waited
+        safety.check(locked.account, locked.kind, locked.action,
+                     list(locked.results.values_list("sn", flat=True)))
         resolved = _Resolved(kind=locked.kind, params=locked.action, label=locked.label, devices=[], batches=[],
                              single=locked.target_kind == TargetKind.INVERTER)
-        for batch in locked.batches.select_related("group").order_by("pk"):
+        for batch in batches:
             spec = Batch(batch.group, list(batch.sns))
             _enqueue(locked, batch, resolved.endpoint_of(spec), _send_params(locked.account, resolved, spec))
         locked.state, locked.approved_by, locked.approved_at = CommandState.QUEUED, user, timezone.now()

@@ -8,8 +8,6 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Count
-
 from fleet.commands.actions import CommandError
 from fleet.models import Charger, Group, Inverter, SavedSelection, SolaxAccount, TargetKind
 from solax.control import MAX_SNS_PER_CALL, clean_sns
@@ -160,11 +158,11 @@ def _whole_groups(account: SolaxAccount, resolved: ResolvedTarget) -> list[tuple
     for group_id, sn in (Inverter.objects.filter(account=account, removed=False, group__in=groups)
                          .values_list("group_id", "inverter_sn").iterator(chunk_size=5000)):
         members.setdefault(group_id, []).append(sn)
-    sizes = dict(Inverter.objects.filter(account=account, group__in=groups).values("group_id")
-                 .annotate(n=Count("id")).values_list("group_id", "n"))
     by_id = {g.pk: g for g in groups.filter(pk__in=list(members))}
+    # A group call reaches every member the cloud has: a group counts as whole only when the mirror
+    # knows as many members as the cloud's count says, and all of them are targeted.
     whole = [(by_id[gid], sns) for gid, sns in members.items()
-             if gid in by_id and sizes.get(gid) == len(sns) and set(sns) <= wanted]
+             if gid in by_id and by_id[gid].device_count == len(sns) and set(sns) <= wanted]
     whole.sort(key=lambda item: (-len(item[1]), item[0].name))
     seen: set[str] = set()
     result = []

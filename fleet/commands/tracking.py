@@ -62,8 +62,10 @@ def _poll(batch: CommandBatch, endpoint: str, params: dict[str, Any], handler: s
     command = batch.command
     at = timezone.now() + (_poll_delay(batch.polls) if delay is None else delay)
     deadline = batch.deadline or command.expires_at
-    if deadline and (final or at > deadline):
-        at = max(timezone.now(), deadline - _final_margin())
+    if deadline and (final or at > deadline - _final_margin()):
+        # the last look: whatever it finds, the batch is settled after it (no burst of polls before
+        # the deadline)
+        at, final = max(timezone.now(), deadline - _final_margin()), True
     batch.polls += 1
     batch.next_poll_at = at
     batch.save(update_fields=["polls", "next_poll_at", "state", "vendor_command_id", "task_id"])
@@ -169,7 +171,9 @@ def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
         batch.state = CommandState.RUNNING
         _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result",
               delay=first_result_delay(batch.command.account))
-    elif not _past_deadline(batch):
+    elif (call.context or {}).get("final") or _past_deadline(batch):
+        _settle_silent(batch, timezone.now())  # no task id by the last look: nothing will be followed
+    else:
         _poll(batch, "query_command", endpoints.query_command_params(batch.vendor_command_id), "commands.task")
     refresh(batch.command)
 
@@ -383,9 +387,9 @@ def expire_due(now: datetime | None = None) -> int:
     answer" and the batch's queued polls are cancelled. Returns how many commands changed."""
     now = now or timezone.now()
     active = [CommandState.ACCEPTED, CommandState.RUNNING]
-    due = (CommandBatch.objects.filter(state__in=active)
+    due = (CommandBatch.objects.filter(state__in=active).exclude(command__state=CommandState.UNKNOWN)
            .filter(Q(deadline__lte=now) | Q(deadline__isnull=True, command__expires_at__lte=now))
-           .values_list("pk", "command_id"))
+           .order_by("deadline", "pk").values_list("pk", "command_id"))
     touched: set[int] = set()
     for batch_id, command_id in list(due[:500]):
         with transaction.atomic():
@@ -422,7 +426,9 @@ def cancel_unsent(command: Command, reason: str) -> int:
 def cancel_late(now: datetime | None = None) -> int:
     """Cancel the unsent batches of commands past their operator's "must start by". Returns how many."""
     now = now or timezone.now()
-    late = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING],
+    # UNKNOWN too: one batch of uncertain delivery must not let the rest go out late
+    late = Command.objects.filter(state__in=[CommandState.QUEUED, CommandState.ACCEPTED, CommandState.RUNNING,
+                                             CommandState.UNKNOWN],
                                   start_by__lte=now, batches__state=CommandState.QUEUED).distinct()
     cancelled = 0
     for command in late[:200]:

@@ -231,7 +231,8 @@ def calls_per_edge(target_kind: str, sns: Iterable[str], *, account: SolaxAccoun
             return max(1, len(cover(account, resolve_target(account, target))))
         except CommandError:
             return 1
-    return max(1, math.ceil(len(list(sns)) / MAX_SNS_PER_CALL))
+    cap = MAX_SNS_PER_CALL if target_kind == TargetKind.CHARGERS or account is None else account.max_sns_per_call
+    return max(1, math.ceil(len(list(sns)) / cap))
 
 
 def prepare(schedule: Schedule, now: datetime | None = None) -> Schedule:

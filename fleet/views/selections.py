@@ -34,10 +34,12 @@ def selection_list(request: HtmxHttpRequest) -> HttpResponse:
 
 def _save(request: HtmxHttpRequest, form: SelectionForm, selection: SavedSelection | None) -> SavedSelection | None:
     data = form.cleaned_data
-    sns = list(dict.fromkeys(data["sns"] + data["upload"]))
+    chosen = dict.fromkeys(data["sns"] + data["upload"])  # ordered, and a set for the filter's SNs
     if data.get("use_filter"):
-        sns += [sn for sn in selections.matching(form.account, group=data.get("group"), min_power=data.get("min_power"),
-                                                 max_power=data.get("max_power")) if sn not in sns]
+        chosen.update(dict.fromkeys(selections.matching(form.account, group=data.get("group"),
+                                                        min_power=data.get("min_power"),
+                                                        max_power=data.get("max_power"))))
+    sns = list(chosen)
     try:
         return selections.save(form.account, data["name"], sns, user=request.user, selection=selection)
     except CommandError as exc:

@@ -86,3 +86,14 @@ def test_the_cancel_button_needs_an_operator_and_the_organization(client, viewer
     assert operator_client.post(f"/commands/{command.code}/cancel/").status_code == 302
     command.refresh_from_db()
     assert command.state == CommandState.CANCELLED
+
+
+def test_must_start_by_also_holds_for_a_command_whose_first_batch_is_unknown(mirrored_fleet, fast_commands):
+    mirrored_fleet.max_sns_per_call = 2
+    mirrored_fleet.save()
+    command = service.create_command(mirrored_fleet, Target("selection", sns=_sns(mirrored_fleet, 4)), ON,
+                                     start_by=timezone.now() - timedelta(seconds=1))
+    command.__class__.objects.filter(pk=command.pk).update(state=CommandState.UNKNOWN)
+    tracking.tick()
+    assert set(CommandBatch.objects.filter(command=command).values_list("state", flat=True)) == {
+        CommandState.CANCELLED}

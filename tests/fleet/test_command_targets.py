@@ -136,3 +136,12 @@ def test_a_selection_larger_than_one_query_can_hold_is_resolved(account):
     sns = tuple(f"B{i:07d}" for i in range(40_000))
     resolved = resolve_target(account, Target("selection", sns=sns))
     assert len(resolved.devices) == 40_000
+
+
+def test_a_group_the_mirror_knows_only_in_part_is_never_a_group_call(account, groups):
+    """A group call reaches every member the cloud has: if the cloud counts more members than the
+    mirror knows, the group is sent as batches of the targeted SNs, never as a group call."""
+    account.max_sns_per_call = 10
+    Group.objects.filter(pk=groups[0].pk).update(device_count=96)  # one member added in the cloud since
+    plan = cover(account, resolve_target(account, Target("fleet")))
+    assert groups[0].pk not in {b.group.pk for b in plan if b.group}

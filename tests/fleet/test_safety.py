@@ -130,3 +130,22 @@ def test_admins_edit_the_envelope_and_bad_values_are_form_errors(admin_client_, 
                               ).status_code == 302
     envelope = SafetyEnvelope.objects.get(organization=org)
     assert (envelope.max_devices, envelope.approval_above_devices, envelope.max_discharge_kw) == (500, 100, None)
+
+
+def test_approval_is_refused_too_late_or_outside_a_tightened_envelope(org, account, group, operator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    envelope = _envelope(org, approval_above_devices=1)
+    late = service.create_command(account, Target("group", group=group), ON, user=operator,
+                                  start_by=timezone.now() - timedelta(seconds=1))
+    checker = make_member(org, "petra", "operator")
+    with pytest.raises(CommandError, match="too late"):
+        service.approve_command(late, user=checker)
+    waiting = service.create_command(account, Target("group", group=group), DISCHARGE, user=operator)
+    envelope.max_discharge_kw = 10
+    envelope.save()
+    with pytest.raises(CommandError) as info:
+        service.approve_command(waiting, user=checker)
+    assert "kW" in info.value.errors["envelope"] and not ApiCall.objects.exists()
