@@ -11,7 +11,17 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from fleet.models import DayPlan, Group, Inverter, PlanEdge, PlanState, PriceRule, PriceSeries, PriceZone
+from fleet.models import (
+    DayPlan,
+    Group,
+    Inverter,
+    PlanEdge,
+    PlanState,
+    PriceRule,
+    PriceSeries,
+    PriceZone,
+    SavedSelection,
+)
 from fleet.prices.parsing import day_bounds
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +206,65 @@ def test_a_group_of_another_organisation_is_not_a_choice(operator_client, zone, 
     assert response.status_code == 400 and not PriceRule.objects.exists()
 
 
+@pytest.fixture
+def south(account):  # type: ignore[no-untyped-def]
+    group = Group.objects.create(account=account, remote_id="200", name="South")
+    Inverter.objects.create(account=account, group=group, remote_id="2", inverter_sn="SNB1")
+    return group
+
+
+def test_an_operator_saves_a_rule_for_several_groups(operator_client, zone, north, south):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="groups", groups=[str(north.code), str(south.code)]))
+    assert response.status_code == 302, response.content.decode()
+    rule = PriceRule.objects.get()
+    assert rule.target_kind == "groups" and rule.group is None and set(rule.groups.all()) == {north, south}
+    body = operator_client.get(f"/prices/{zone.code}/").content.decode()
+    assert "groups North, South" in body
+
+
+def test_an_operator_saves_a_rule_for_a_saved_selection(operator_client, zone, account, north):
+    selection = SavedSelection.objects.create(account=account, name="Pilots", sns=["SNA1"])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="saved", selection=str(selection.code)))
+    assert response.status_code == 302, response.content.decode()
+    rule = PriceRule.objects.get()
+    assert (rule.target_kind, rule.selection, rule.group) == ("saved", selection, None)
+    page = operator_client.get(f"/prices/rules/{rule.code}/").content.decode()
+    assert "Price rule for selection Pilots" in page
+
+
+@pytest.mark.parametrize(("target", "field_message"), [
+    ({"target_kind": "groups", "groups": []}, "Choose one or more groups"),
+    ({"target_kind": "groups", "groups": ["not-a-code"]}, "Choose one or more groups"),
+    ({"target_kind": "saved", "selection": ""}, "Choose a saved selection"),
+    ({"target_kind": "fleet"}, "Select a valid choice"),
+])
+def test_a_bad_target_is_a_form_error(operator_client, zone, north, target, field_message):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(north, **target))
+    assert response.status_code == 400 and field_message in response.content.decode()
+    assert not PriceRule.objects.exists()
+
+
+def test_another_accounts_selection_is_refused(operator_client, zone, north, other_account):
+    theirs = SavedSelection.objects.create(account=other_account, name="Theirs", sns=["X1"])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="saved", selection=str(theirs.code)))
+    assert response.status_code == 400 and "Choose a saved selection" in response.content.decode()
+    assert not PriceRule.objects.exists()
+
+
+def test_a_group_already_followed_by_another_rule_is_refused(operator_client, zone, north, south, rule):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="groups", groups=[str(north.code), str(south.code)]))
+    assert response.status_code == 400 and "Already in another rule of this zone: North" in response.content.decode()
+    both = PriceRule.objects.create(zone=zone, target_kind="groups", charge_hours=1)
+    both.groups.set([south])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(south))
+    assert response.status_code == 400 and "already has a rule in this zone" in response.content.decode()
+    assert PriceRule.objects.count() == 2
+
+
 def test_rules_require_operator(viewer_client, zone, north, rule):
     assert viewer_client.get(f"/prices/{zone.code}/rules/new/").status_code == 403
     assert viewer_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(north)).status_code == 403
@@ -215,6 +284,7 @@ def test_planning_shows_the_plan_with_its_cost_before_accepting(operator_client,
     plan = DayPlan.objects.get()
     body = operator_client.get(response["Location"]).content.decode()
     assert "1 control call" in body and "130.00" in body  # the spread of the duck curve
+    assert "Value per day" in body and "estimate" in body and "rated inverter power" in body
     assert "11:00" in body and "14:00" in body and "18:00" in body and "20:00" in body
     midnight = day_bounds(plan.day, BERLIN)[0].astimezone(BERLIN)
     assert f"{midnight:%a %d %b} 00:00 {midnight.tzname()}" in body  # the windows write, in the zone's time
