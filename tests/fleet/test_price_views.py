@@ -316,3 +316,42 @@ def test_accepting_requires_operator_and_post(viewer_client, operator_client, zo
 
 def test_a_bad_day_is_a_400(operator_client, rule):
     assert operator_client.post(f"/prices/rules/{rule.code}/plan/", {"day": "tomorrow"}).status_code == 400
+
+
+# session, user, membership, zone, rules and their groups, the two days' series, tomorrow's plans and
+# their groups, the chart's intervals, the history page and counts: the same for 9 rules or 18
+ZONE_PAGE_QUERIES = 16
+
+
+def test_the_zone_page_costs_the_same_queries_for_more_rules_of_every_kind(operator_client, zone, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fleet.prices import service
+
+    def add_rules(first: int) -> None:
+        for i in range(first, first + 3):
+            group = Group.objects.create(account=account, remote_id=f"g{i}", name=f"G{i}")
+            Inverter.objects.create(account=account, group=group, remote_id=f"i{i}", inverter_sn=f"SNX{i}")
+            other = Group.objects.create(account=account, remote_id=f"h{i}", name=f"H{i}")
+            selection = SavedSelection.objects.create(account=account, name=f"S{i}", sns=[f"SNX{i}"])
+            PriceRule.objects.create(zone=zone, group=group, charge_hours=3, discharge_hours=2)
+            PriceRule.objects.create(zone=zone, target_kind="groups", charge_hours=3, discharge_hours=2).groups.set(
+                [other])
+            PriceRule.objects.create(zone=zone, target_kind="saved", selection=selection, charge_hours=3,
+                                     discharge_hours=2)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            body = operator_client.get(f"/prices/{zone.code}/").content.decode()
+        assert "groups H0" in body and "selection S0" in body
+        return len(queries)
+
+    add_rules(0)
+    _upload(operator_client, zone, _csv(_tomorrow()))
+    assert DayPlan.objects.count() == 9
+    few = count()
+    add_rules(3)
+    service.replan(service.current_series(zone, _tomorrow()))
+    assert DayPlan.objects.exclude(state=PlanState.SUPERSEDED).count() == 18
+    assert count() == few == ZONE_PAGE_QUERIES
