@@ -190,7 +190,11 @@ def _zone_context(request: HtmxHttpRequest, zone: PriceZone, upload: UploadForm 
                          .select_related("rule__group", "rule__selection").prefetch_related("rule__groups")
                          .order_by("rule__target_kind", "rule__group__name", "rule__selection__name", "rule_id",
                                    "-created"))
-        shown = next((p for p in plans if p.state == PlanState.ACCEPTED), plans[0] if plans else None)
+        # the windows drawn: the chosen target's plan (?rule=), else an accepted plan, else the first
+        chosen = sorted((p for p in plans if str(p.rule.code) == request.GET.get("rule", "")),
+                        key=lambda p: p.state != PlanState.ACCEPTED)
+        shown = next(iter(chosen), None) or next((p for p in plans if p.state == PlanState.ACCEPTED),
+                                                   plans[0] if plans else None)
         days.append({"day": day, "series": series, "plans": plans, "shown": shown,
                      "chart": price_chart(series, shown.periods if shown else [], tz) if series else None})
     history = (PriceSeries.objects.filter(zone=zone).order_by("-day", "-uploaded_at")

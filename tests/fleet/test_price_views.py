@@ -355,3 +355,18 @@ def test_the_zone_page_costs_the_same_queries_for_more_rules_of_every_kind(opera
     service.replan(service.current_series(zone, _tomorrow()))
     assert DayPlan.objects.exclude(state=PlanState.SUPERSEDED).count() == 18
     assert count() == few == ZONE_PAGE_QUERIES
+
+
+def test_the_zone_page_draws_the_windows_of_the_chosen_target(operator_client, zone, rule, south):
+    morning = PriceRule.objects.create(zone=zone, group=south, charge_hours=2, discharge_hours=1,
+                                       window_end="12:00")
+    day = _tomorrow()
+    _upload(operator_client, zone, _csv(day))
+    today = f"{day - timedelta(days=1):%Y-%m-%d}"
+    body = operator_client.get(f"/prices/{zone.code}/?day={today}").content.decode()
+    assert "Draw the windows of:" in body and f"rule={morning.code}" in body
+    assert "<li>discharge 18:00-20:00</li>" in body  # North's plan, the first
+    body = operator_client.get(f"/prices/{zone.code}/?day={today}&rule={morning.code}").content.decode()
+    assert "<li>discharge 07:00-08:00</li>" in body and "<li>discharge 18:00-20:00</li>" not in body
+    assert f"rule={rule.code}" in body  # the way back to North
+    assert operator_client.get(f"/prices/{zone.code}/?rule=nonsense").status_code == 200  # ignored
