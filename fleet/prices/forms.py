@@ -107,7 +107,8 @@ class RuleForm(forms.ModelForm):
     no export at negative prices, and the hard grid-charge cap."""
 
     target_kind = forms.ChoiceField(label="Target", required=False, initial=TargetKind.GROUP.value,
-                                    choices=[(k.value, k.label) for k in RULE_TARGETS])
+                                    choices=[(k.value, k.label) for k in RULE_TARGETS],
+                                    help_text="Then choose it below; the fields of the other kinds are ignored.")
     group = forms.ChoiceField(choices=[], required=False, label="Group (for a group)")
     groups = forms.MultipleChoiceField(required=False, choices=[], label="Groups (for several groups)",
                                        widget=forms.CheckboxSelectMultiple)

@@ -55,6 +55,7 @@ def test_tomorrows_prices_become_a_groups_plan_that_the_operator_accepts(page, l
     page.fill("#id_charge_hours", "3")
     page.fill("#id_discharge_hours", "2")
     expect(page.locator("#id_no_export_negative")).to_be_checked()
+    page.screenshot(path=os.path.join(screenshot_dir, f"prices_rule_{width}.png"), full_page=True)
     page.click("button:has-text('Save')")
     expect(page.locator("main")).to_contain_text("Price rule for North saved")
     assert PriceRule.objects.get().no_export_negative
