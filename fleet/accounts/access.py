@@ -150,7 +150,7 @@ def price_zone_for_user(request: HttpRequest, code: object) -> PriceZone:
 
 def price_rule_for_user(request: HttpRequest, code: object) -> PriceRule:
     organization = current_membership(request).organization
-    rule = (PriceRule.objects.select_related("zone__account", "group")
+    rule = (PriceRule.objects.select_related("zone__account", "group", "selection")
             .filter(code=parse_code(code), zone__account__organization=organization).first())
     if rule is None:
         raise Http404("No such price rule in your organization.")
@@ -159,7 +159,8 @@ def price_rule_for_user(request: HttpRequest, code: object) -> PriceRule:
 
 def day_plan_for_user(request: HttpRequest, code: object) -> DayPlan:
     organization = current_membership(request).organization
-    plan = (DayPlan.objects.select_related("rule__zone__account", "rule__group", "series", "accepted_by")
+    plan = (DayPlan.objects.select_related("rule__zone__account", "rule__group", "rule__selection", "series",
+                                           "accepted_by")
             .filter(code=parse_code(code), rule__zone__account__organization=organization).first())
     if plan is None:
         raise Http404("No such plan in your organization.")

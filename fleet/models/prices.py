@@ -12,8 +12,11 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import SolaxAccount
-from fleet.models.commands import Command
-from fleet.models.mirror import Group
+from fleet.models.commands import Command, TargetKind
+from fleet.models.mirror import Group, SavedSelection
+
+# The targets a price rule can follow: a group, several groups, a saved selection
+RULE_TARGETS = (TargetKind.GROUP, TargetKind.GROUPS, TargetKind.SAVED)
 
 
 class PriceZone(models.Model):
@@ -79,10 +82,16 @@ class PriceInterval(models.Model):
 
 
 class PriceRule(models.Model):
-    """How a target (a group, for now) follows a zone's prices; prices are per MWh in the zone's currency."""
+    """How a target (a group, several groups or a saved selection) follows a zone's prices; prices
+    are per MWh in the zone's currency. The target is resolved again at each send
+    (fleet.commands.targets.resolve_target), as a schedule's is."""
 
     zone = models.ForeignKey(PriceZone, models.CASCADE, related_name="rules")
-    group = models.ForeignKey(Group, models.CASCADE, related_name="price_rules")
+    target_kind = models.CharField(max_length=10, choices=[(k.value, k.label) for k in RULE_TARGETS],
+                                   default=TargetKind.GROUP)
+    group = models.ForeignKey(Group, models.CASCADE, null=True, blank=True, related_name="price_rules")
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")  # "several groups"
+    selection = models.ForeignKey(SavedSelection, models.CASCADE, null=True, blank=True, related_name="price_rules")
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     charge_hours = models.DecimalField(max_digits=4, decimal_places=2, default=0)
     charge_below = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
@@ -101,7 +110,17 @@ class PriceRule(models.Model):
         constraints = [models.UniqueConstraint(fields=["zone", "group"], name="price_rule_per_target")]
 
     def __str__(self) -> str:
-        return f"{self.zone} → {self.group}"
+        return f"{self.zone} → {self.target_label}"
+
+    @property
+    def target_label(self) -> str:
+        """The target as the pages name it: the group's name, the groups' names, the selection's."""
+        if self.target_kind == TargetKind.GROUPS:
+            names = sorted(g.name for g in self.groups.all()) if self.pk else []
+            return "groups " + ", ".join(names) if names else "several groups (none left)"
+        if self.target_kind == TargetKind.SAVED:
+            return f"selection {self.selection.name}" if self.selection else "a saved selection (gone)"
+        return self.group.name if self.group else "a group (gone)"
 
 
 class PlanForm(models.TextChoices):
@@ -130,6 +149,11 @@ class DayPlan(models.Model):
     notes = models.JSONField(default=list)
     calls = models.PositiveIntegerField()  # control calls the plan costs per target
     state = models.CharField(max_length=10, choices=PlanState.choices, default=PlanState.PROPOSED)
+    # An estimate of the day's value: spread x the energy the target's inverters can move at their
+    # rated power in the shorter of the charge and discharge time (battery size and losses unknown)
+    value_estimate = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    energy_estimate_kwh = models.DecimalField(max_digits=12, decimal_places=1, null=True, blank=True)
+    devices_without_power = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(default=dj_timezone.now)
     accepted_at = models.DateTimeField(null=True, blank=True)
     accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
@@ -158,9 +182,13 @@ class PlanEdgeState(models.TextChoices):
 
 
 class PlanEdge(models.Model):
-    """One command of an accepted plan, due at ``due_at``; fired once by the minute tick."""
+    """One command of an accepted plan, due at ``due_at``; fired once by the minute tick. While it is
+    pending, the call pipeline keeps ``calls`` minute slots of its account for it shortly before it
+    is due, as for a schedule's next edge (fleet.pipeline.ledger.reserved_slots)."""
 
     plan = models.ForeignKey(DayPlan, models.CASCADE, related_name="sent_edges")
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, null=True, related_name="+", db_index=False)
+    calls = models.PositiveIntegerField(default=1)  # control calls the edge's command needs
     due_at = models.DateTimeField()
     label = models.CharField(max_length=100)
     action = models.JSONField()
@@ -170,7 +198,8 @@ class PlanEdge(models.Model):
     error = models.CharField(max_length=500, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["state", "due_at"], name="plan_edge_due")]
+        indexes = [models.Index(fields=["state", "due_at"], name="plan_edge_due"),
+                   models.Index(fields=["account", "state", "due_at"], name="plan_edge_reserve")]
         ordering = ["due_at", "id"]
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
 
-from fleet.models import ApiCall, CallAttempt, CallState, Priority, Schedule, SolaxAccount
+from fleet.models import ApiCall, CallAttempt, CallState, PlanEdge, PlanEdgeState, Priority, Schedule, SolaxAccount
 from fleet.models.accounts import TOKEN_UNREADABLE_REASON
 from fleet.models.schedules import RESERVE_AHEAD, grace
 
@@ -60,7 +60,7 @@ class Budget:
         """Return the largest priority value that may be sent now, or None if nothing may.
 
         The last ``control_reserve`` calls of the day are kept for control writes, and so are the
-        last ``reserved_slots`` of the minute (control calls of schedule edges about to fire).
+        last ``reserved_slots`` of the minute (control calls of schedule and price-plan edges about to fire).
         """
         if self.minute_free <= 0 or self.day_free <= 0:
             return None
@@ -144,7 +144,7 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
             # Checked before anything is claimed or counted: the call waits in the queue.
             _pause_unreadable(account, now)
             return None
-        # Slots reserved for schedule edges about to fire go to control writes only.
+        # Slots reserved for schedule and price-plan edges about to fire go to control writes only.
         allowed = _budget_from(account).lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
         if allowed is None:
             return None
@@ -160,7 +160,7 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
 
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
-    """Lock the account row, then read its budget use and the slots reserved for schedule edges (the
+    """Lock the account row, then read its budget use and the slots reserved for schedule and price-plan edges (the
     ORM equivalents are `_usage_subqueries` and `reserved_slots`; this hot path is
     hand-written because compiling the subqueries per call cost more than running them).
 
@@ -175,6 +175,7 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
     accounts = ops.quote_name(SolaxAccount._meta.db_table)
     attempts = ops.quote_name(CallAttempt._meta.db_table)
     schedules = ops.quote_name(Schedule._meta.db_table)
+    plan_edges = ops.quote_name(PlanEdge._meta.db_table)
     measure = (  # only the models' own quoted table names are interpolated
         f"SELECT a.*, "  # noqa: S608
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id ORDER BY seq DESC LIMIT 1) AS last_seq, "
@@ -183,13 +184,15 @@ def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:
         f"AS day_first_seq, "
         f"(SELECT seq FROM {attempts} WHERE account_id = a.id AND sent_at > %s ORDER BY sent_at LIMIT 1) "
         f"AS minute_first_seq, "
-        f"(SELECT COALESCE(SUM(calls_per_edge), 0) FROM {schedules} WHERE account_id = a.id AND enabled = %s "
-        f"AND next_edge_at > %s AND next_edge_at <= %s) AS reserved_slots "
+        f"((SELECT COALESCE(SUM(calls_per_edge), 0) FROM {schedules} WHERE account_id = a.id AND enabled = %s "
+        f"AND next_edge_at > %s AND next_edge_at <= %s) + "
+        f"(SELECT COALESCE(SUM(calls), 0) FROM {plan_edges} WHERE account_id = a.id AND state = %s "
+        f"AND due_at > %s AND due_at <= %s)) AS reserved_slots "
         f"FROM {accounts} a WHERE a.id = %s"
     )
+    early, ahead = ops.adapt_datetimefield_value(now - grace()), ops.adapt_datetimefield_value(now + RESERVE_AHEAD)
     params = [ops.adapt_datetimefield_value(now - DAY), ops.adapt_datetimefield_value(now - minute_window()),
-              True, ops.adapt_datetimefield_value(now - grace()),
-              ops.adapt_datetimefield_value(now + RESERVE_AHEAD), account_id]
+              True, early, ahead, PlanEdgeState.PENDING, early, ahead, account_id]
     if connection.features.has_select_for_update:
         account = _lock_then_measure(f"SELECT id FROM {accounts} WHERE id = %s FOR UPDATE", measure,  # noqa: S608
                                      [account_id], params)
@@ -317,9 +320,13 @@ def queue_depth(account: SolaxAccount) -> dict[int, int]:
 
 
 def reserved_slots(account_id: int, now: datetime) -> int:
-    """Return the minute slots to keep for control calls of edges due now or within RESERVE_AHEAD
-    (one query). The call pipeline lets only control writes use them."""
-    total = Schedule.objects.filter(
+    """Return the minute slots to keep for control calls of edges due now or within RESERVE_AHEAD:
+    schedules' next edges and the pending edges of accepted price plans (two queries, each an index
+    range on schedule_next_edge and plan_edge_reserve). The call pipeline lets only control writes use them."""
+    schedules = Schedule.objects.filter(
         account_id=account_id, enabled=True, next_edge_at__gt=now - grace(), next_edge_at__lte=now + RESERVE_AHEAD,
     ).aggregate(n=Sum("calls_per_edge"))["n"]
-    return int(total or 0)
+    plans = PlanEdge.objects.filter(
+        account_id=account_id, state=PlanEdgeState.PENDING, due_at__gt=now - grace(), due_at__lte=now + RESERVE_AHEAD,
+    ).aggregate(n=Sum("calls"))["n"]
+    return int(schedules or 0) + int(plans or 0)

@@ -3,6 +3,7 @@ parsed day, a rule that fits its window); the views assign."""
 
 from __future__ import annotations
 
+import uuid
 import zoneinfo
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -10,8 +11,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
-from fleet.models import Group, PriceRule, PriceSource, PriceZone, SolaxAccount
+from fleet.commands.actions import CommandError
+from fleet.commands.targets import Target, resolve_target
+from fleet.models import Group, PriceRule, PriceSource, PriceZone, SavedSelection, SolaxAccount, TargetKind
+from fleet.models.prices import RULE_TARGETS
 from fleet.prices.parsing import PriceFileError, parse_a44, parse_csv
 
 MAX_FILE_BYTES = 1_000_000
@@ -97,10 +102,17 @@ class UploadForm(forms.Form):
 
 
 class RuleForm(forms.ModelForm):
-    """Charge in the cheapest N hours (or below a price), discharge in the dearest M (or above one),
-    the minimum SoC, no export at negative prices, and the hard grid-charge cap."""
+    """A target (a group, several groups or a saved selection of the zone's account); charge in the
+    cheapest N hours (or below a price), discharge in the dearest M (or above one), the minimum SoC,
+    no export at negative prices, and the hard grid-charge cap."""
 
-    group = forms.ChoiceField(choices=[])
+    target_kind = forms.ChoiceField(label="Target", required=False, initial=TargetKind.GROUP.value,
+                                    choices=[(k.value, k.label) for k in RULE_TARGETS],
+                                    help_text="Then choose it below; the fields of the other kinds are ignored.")
+    group = forms.ChoiceField(choices=[], required=False, label="Group (for a group)")
+    groups = forms.MultipleChoiceField(required=False, choices=[], label="Groups (for several groups)",
+                                       widget=forms.CheckboxSelectMultiple)
+    selection = forms.ChoiceField(required=False, choices=[], label="Saved selection (for a saved selection)")
 
     class Meta:
         model = PriceRule
@@ -117,26 +129,76 @@ class RuleForm(forms.ModelForm):
                       "charge_cap": "A hard cap: no rule charges from the grid above it."}
         widgets = {"window_start": TIME_WIDGET, "window_end": TIME_WIDGET}
 
-    field_order = ["group"]
+    field_order = ["target_kind", "group", "groups", "selection"]
 
     def __init__(self, *args: Any, zone: PriceZone, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.zone = zone
         groups = Group.objects.filter(account=zone.account, removed=False).order_by("name")
+        choices = [(str(g.code), g.name) for g in groups]
         group_field: Any = self.fields["group"]
-        group_field.choices = [(str(g.code), g.name) for g in groups]
+        group_field.choices = [("", "—"), *choices]
+        groups_field: Any = self.fields["groups"]
+        groups_field.choices = choices
+        selection_field: Any = self.fields["selection"]
+        selection_field.choices = [("", "—")] + [
+            (str(s.code), s.name) for s in SavedSelection.objects.filter(account=zone.account).order_by("name")]
         if self.instance.pk:
-            self.initial["group"] = str(self.instance.group.code)
+            self.initial["target_kind"] = self.instance.target_kind
+            if self.instance.group is not None:
+                self.initial["group"] = str(self.instance.group.code)
+            self.initial["groups"] = [str(g.code) for g in self.instance.groups.all()]
+            if self.instance.selection is not None:
+                self.initial["selection"] = str(self.instance.selection.code)
 
-    def clean_group(self) -> Group:
-        code = self.cleaned_data["group"]
-        group = Group.objects.filter(account=self.zone.account, removed=False, code=code).first()
-        if group is None:
-            raise ValidationError("Choose a group of this zone's account.")
-        taken = PriceRule.objects.filter(zone=self.zone, group=group).exclude(pk=self.instance.pk)
-        if taken.exists():
-            raise ValidationError("This group already has a rule in this zone: edit that one.")
-        return group
+    def _clean_target(self, cleaned: dict[str, Any]) -> None:
+        """Put ``group_obj``, ``groups_objs`` and ``selection_obj`` in ``cleaned``: the target, resolved
+        by the command service's own resolve_target in the zone's account; a device may follow one
+        rule of a zone only, so a group (or selection) another rule already follows is refused."""
+        kind = cleaned.get("target_kind") or TargetKind.GROUP
+        cleaned["target_kind"] = kind
+        account = self.zone.account
+        group: Group | None = None
+        groups: tuple[Group, ...] = ()
+        selection: SavedSelection | None = None
+        others = PriceRule.objects.filter(zone=self.zone).exclude(pk=self.instance.pk)
+        if kind == TargetKind.GROUP:
+            code = cleaned.get("group") or ""
+            group = Group.objects.filter(account=account, removed=False, code=code).first() if _is_uuid(code) else None
+            if group is None:
+                self.add_error("group", "Choose a group of this zone's account.")
+                return
+            if others.filter(Q(group=group) | Q(groups=group)).exists():
+                self.add_error("group", "This group already has a rule in this zone: edit that one.")
+                return
+        elif kind == TargetKind.GROUPS:
+            codes = [c for c in cleaned.get("groups") or [] if _is_uuid(c)]
+            groups = tuple(Group.objects.filter(account=account, removed=False, code__in=codes).order_by("name"))
+            if not groups or len(groups) != len(cleaned.get("groups") or []):
+                self.add_error("groups", "Choose one or more groups of this zone's account.")
+                return
+            taken = sorted({g.name for g in groups if others.filter(Q(group=g) | Q(groups=g)).exists()})
+            if taken:
+                self.add_error("groups", f"Already in another rule of this zone: {', '.join(taken)}.")
+                return
+        else:
+            code = cleaned.get("selection") or ""
+            selection = (SavedSelection.objects.filter(account=account, code=code).first()
+                         if _is_uuid(code) else None)
+            if selection is None:
+                self.add_error("selection", "Choose a saved selection of this zone's account.")
+                return
+            if others.filter(selection=selection).exists():
+                self.add_error("selection", "This selection already has a rule in this zone: edit that one.")
+                return
+        try:
+            resolve_target(account, Target(kind=kind, group=group, groups=groups, selection=selection),
+                           require_devices=False)
+        except CommandError as exc:
+            for name, message in (getattr(exc, "errors", None) or {"target_kind": str(exc)}).items():
+                self.add_error(name if name in self.fields else None, message)
+            return
+        cleaned["group_obj"], cleaned["groups_objs"], cleaned["selection_obj"] = group, groups, selection
 
     def clean_min_soc(self) -> int:
         value: int = self.cleaned_data["min_soc"]
@@ -158,6 +220,7 @@ class RuleForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        self._clean_target(cleaned)
         start: time | None = cleaned.get("window_start")
         end: time | None = cleaned.get("window_end")
         if start is None or end is None:
@@ -179,3 +242,11 @@ class RuleForm(forms.ModelForm):
         if not wanted and below is None and cleaned.get("discharge_above") is None:
             self.add_error(None, "Say when to charge or discharge: hours or a price.")
         return cleaned
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

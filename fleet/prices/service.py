@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,8 +24,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.commands.actions import CommandError
+from fleet.commands.targets import LOOKUP_CHUNK, Target, resolve_target
 from fleet.models import (
     DayPlan,
+    Inverter,
     PlanEdge,
     PlanEdgeState,
     PlanForm,
@@ -122,13 +126,61 @@ def _iso(at: datetime) -> str:
     return at.isoformat()
 
 
+def _rule_groups(rule: PriceRule) -> tuple[Any, ...]:
+    return tuple(rule.groups.all()) if rule.target_kind == TargetKind.GROUPS else ()
+
+
+def target_of(rule: PriceRule) -> Target:
+    """Return the rule's target as the command service resolves it."""
+    return Target(kind=rule.target_kind, group=rule.group, groups=_rule_groups(rule), selection=rule.selection)
+
+
+def calls_per_command(rule: PriceRule) -> int:
+    """Return the control calls one command to the rule's target needs today (one for a group; the
+    fewest calls that cover several groups or a saved selection)."""
+    return calls_per_edge(rule.target_kind, [], account=rule.zone.account, groups=_rule_groups(rule),
+                          selection=rule.selection)
+
+
+@dataclass(frozen=True)
+class ValueEstimate:
+    """An estimate, not a forecast: the spread times the energy the target's inverters can move at
+    their rated power in the shorter of the charge and discharge time. Battery size, losses, the
+    SoC and the household's own use are not known here."""
+
+    value: Decimal | None  # in the zone's currency per day
+    energy_kwh: Decimal
+    without_power: int  # devices the cloud reported no rated power for (left out)
+
+
+def estimate_value(rule: PriceRule, plan: compiler.Plan) -> ValueEstimate:
+    """Estimate the plan's value per day for the rule's target (see ValueEstimate)."""
+    hours = {kind: sum(((p.end - p.start).total_seconds() for p in plan.of(kind)), 0.0) / 3600
+             for kind in (compiler.CHARGE, compiler.DISCHARGE)}
+    shorter = Decimal(str(min(hours.values())))
+    try:
+        sns = resolve_target(rule.zone.account, target_of(rule), require_devices=False).sns
+    except CommandError:
+        sns = []
+    powers: dict[str, float | None] = {}
+    for i in range(0, len(sns), LOOKUP_CHUNK):
+        powers.update(Inverter.objects.filter(account=rule.zone.account, removed=False,
+                                              inverter_sn__in=sns[i:i + LOOKUP_CHUNK])
+                      .values_list("inverter_sn", "rated_power"))
+    rated = Decimal(str(sum(p for p in powers.values() if p)))
+    energy = (rated * shorter).quantize(Decimal("0.1"))
+    spread = None if plan.avg_charge is None or plan.avg_discharge is None else plan.avg_discharge - plan.avg_charge
+    value = None if spread is None else (spread * energy / 1000).quantize(Decimal("0.01"))
+    return ValueEstimate(value, energy, sum(1 for sn in sns if not powers.get(sn)))
+
+
 def propose(rule: PriceRule, series: PriceSeries) -> DayPlan:
     """Compile ``rule`` on ``series`` and save it as a proposed plan; returns it.
 
     Raises compiler.RuleError when the rule cannot be met on this day."""
     tz = ZoneInfo(rule.zone.timezone)
     plan = compiler.compile_plan(points(series), rule_of(rule), tz, series.day)
-    per_call = calls_per_edge(TargetKind.GROUP, [])
+    per_call = calls_per_command(rule)
     notes = []
     if compiler.fits_device_windows(plan, tz) and plan.periods:
         form = PlanForm.WINDOWS
@@ -151,8 +203,11 @@ def propose(rule: PriceRule, series: PriceSeries) -> DayPlan:
         notes.append("Nothing to do on this day: no interval meets the rule.")
     # one proposal per rule and day at a time: the newest prices make the older proposal moot
     DayPlan.objects.filter(rule=rule, day=series.day, state=PlanState.PROPOSED).update(state=PlanState.SUPERSEDED)
+    estimate = estimate_value(rule, plan)
     return DayPlan.objects.create(
         rule=rule, series=series, day=series.day, form=form, calls=calls, notes=notes,
+        value_estimate=estimate.value, energy_estimate_kwh=estimate.energy_kwh,
+        devices_without_power=estimate.without_power,
         avg_charge=plan.avg_charge, avg_discharge=plan.avg_discharge,
         periods=[{"kind": p.kind, "start": _iso(p.start), "end": _iso(p.end), "average": str(p.average)}
                  for p in plan.periods],
@@ -203,14 +258,15 @@ def accept(plan: DayPlan, *, user: Any = None, now: datetime | None = None, forc
         PlanEdge.objects.filter(plan__rule=plan.rule, plan__day=locked.day - timedelta(days=1), fallback=True,
                                 state=PlanEdgeState.PENDING).update(state=PlanEdgeState.SUPERSEDED)
         rows = []
+        per_call = calls_per_command(plan.rule)
         for edge in locked.edges:
             at = datetime.fromisoformat(edge["at"])
             if at < now:
                 if locked.form != PlanForm.WINDOWS or edge["fallback"]:
                     continue  # an edge of the past is not sent late
                 at = now
-            rows.append(PlanEdge(plan=locked, due_at=at, label=edge["label"], action=edge["action"],
-                                 fallback=edge["fallback"]))
+            rows.append(PlanEdge(plan=locked, account_id=plan.rule.zone.account_id, calls=per_call, due_at=at,
+                                 label=edge["label"], action=edge["action"], fallback=edge["fallback"]))
         PlanEdge.objects.bulk_create(rows)
         locked.state, locked.accepted_at = PlanState.ACCEPTED, now
         locked.accepted_by = user if user is not None and user.is_authenticated else None
@@ -231,7 +287,8 @@ def replan(series: PriceSeries, *, user: Any = None, now: datetime | None = None
     accepted plan, the new one replaces it only if it differs (and the once-a-day rule allows it);
     otherwise it stays proposed for an operator to accept. Returns what happened."""
     report = ReplanReport()
-    for rule in PriceRule.objects.filter(zone=series.zone).select_related("zone", "group"):
+    for rule in (PriceRule.objects.filter(zone=series.zone).select_related("zone__account", "group", "selection")
+                 .prefetch_related("groups")):
         try:
             plan = propose(rule, series)
         except compiler.RuleError:
@@ -269,7 +326,8 @@ def tick(now: datetime | None = None) -> TickReport:
     now = now or timezone.now()
     report = TickReport()
     due = (PlanEdge.objects.filter(state=PlanEdgeState.PENDING, due_at__lte=now, plan__state=PlanState.ACCEPTED)
-           .select_related("plan__rule__zone__account", "plan__rule__group", "plan__accepted_by"))
+           .select_related("plan__rule__zone__account", "plan__rule__group", "plan__rule__selection",
+                           "plan__accepted_by"))
     for edge in due:
         plan = edge.plan
         if edge.fallback and accepted_plan(plan.rule, plan.day + timedelta(days=1)) is not None:
@@ -283,8 +341,10 @@ def tick(now: datetime | None = None) -> TickReport:
                 continue  # another tick got there first
             if state == PlanEdgeState.FIRED:
                 try:
-                    command = send_action(plan.rule.zone.account, TargetKind.GROUP, plan.rule.group, [], edge.action,
-                                          user=plan.accepted_by, source="prices")
+                    rule = plan.rule
+                    command = send_action(rule.zone.account, rule.target_kind, rule.group, [], edge.action,
+                                          user=plan.accepted_by, source="prices", groups=_rule_groups(rule),
+                                          selection=rule.selection)
                     PlanEdge.objects.filter(pk=edge.pk).update(command=command)
                 except EdgeRejected as exc:
                     state = PlanEdgeState.REJECTED

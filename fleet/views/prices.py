@@ -179,15 +179,22 @@ def _chosen_day(request: HtmxHttpRequest, zone: PriceZone) -> date:
 def _zone_context(request: HtmxHttpRequest, zone: PriceZone, upload: UploadForm | None = None) -> dict[str, Any]:
     tz = ZoneInfo(zone.timezone)
     first = _chosen_day(request, zone)
-    rules = list(PriceRule.objects.filter(zone=zone).select_related("group").order_by("group__name"))
+    rules = list(PriceRule.objects.filter(zone=zone).select_related("group", "selection").prefetch_related("groups")
+                 .order_by("target_kind", "group__name", "selection__name", "id"))
     days = []
     for day in (first, first + timedelta(days=1)):
         series = service.current_series(zone, day)
         plans = []
         if series is not None:
             plans = list(DayPlan.objects.filter(rule__zone=zone, day=day).exclude(state=PlanState.SUPERSEDED)
-                         .select_related("rule__group").order_by("rule__group__name", "-created"))
-        shown = next((p for p in plans if p.state == PlanState.ACCEPTED), plans[0] if plans else None)
+                         .select_related("rule__group", "rule__selection").prefetch_related("rule__groups")
+                         .order_by("rule__target_kind", "rule__group__name", "rule__selection__name", "rule_id",
+                                   "-created"))
+        # the windows drawn: the chosen target's plan (?rule=), else an accepted plan, else the first
+        chosen = sorted((p for p in plans if str(p.rule.code) == request.GET.get("rule", "")),
+                        key=lambda p: p.state != PlanState.ACCEPTED)
+        shown = next(iter(chosen), None) or next((p for p in plans if p.state == PlanState.ACCEPTED),
+                                                   plans[0] if plans else None)
         days.append({"day": day, "series": series, "plans": plans, "shown": shown,
                      "chart": price_chart(series, shown.periods if shown else [], tz) if series else None})
     history = (PriceSeries.objects.filter(zone=zone).order_by("-day", "-uploaded_at")
@@ -246,10 +253,13 @@ def _rule_form(request: HtmxHttpRequest, zone: PriceZone, rule: PriceRule) -> Ht
     if request.method == "POST":
         if form.is_valid():
             saved = form.save(commit=False)
-            saved.zone, saved.group = zone, form.cleaned_data["group"]
+            cleaned = form.cleaned_data
+            saved.zone, saved.target_kind = zone, cleaned["target_kind"]
+            saved.group, saved.selection = cleaned["group_obj"], cleaned["selection_obj"]
             saved.updated, saved.updated_by = timezone.now(), request.user  # type: ignore[assignment]
             saved.save()
-            messages.success(request, f"Price rule for {saved.group.name} saved.")
+            saved.groups.set(cleaned["groups_objs"])
+            messages.success(request, f"Price rule for {saved.target_label} saved.")
             return redirect("fleet-price-zone", code=zone.code)
         return render(request, "fleet/price_rule_form.html", {"form": form, "zone": zone, "rule": rule},
                       status=error_status(request))
@@ -305,6 +315,6 @@ def day_plan_accept(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     except service.AcceptError as exc:
         messages.error(request, f"Not accepted: {exc}.")
         return redirect("fleet-day-plan", code=plan.code)
-    messages.success(request, f"Plan for {plan.rule.group.name} on {plan.day:%a %d %b} accepted: "
+    messages.success(request, f"Plan for {plan.rule.target_label} on {plan.day:%a %d %b} accepted: "
                               f"{plan.calls} control call(s) per target.")
     return redirect("fleet-day-plan", code=plan.code)

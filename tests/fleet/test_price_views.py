@@ -11,7 +11,17 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from fleet.models import DayPlan, Group, Inverter, PlanEdge, PlanState, PriceRule, PriceSeries, PriceZone
+from fleet.models import (
+    DayPlan,
+    Group,
+    Inverter,
+    PlanEdge,
+    PlanState,
+    PriceRule,
+    PriceSeries,
+    PriceZone,
+    SavedSelection,
+)
 from fleet.prices.parsing import day_bounds
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +206,65 @@ def test_a_group_of_another_organisation_is_not_a_choice(operator_client, zone, 
     assert response.status_code == 400 and not PriceRule.objects.exists()
 
 
+@pytest.fixture
+def south(account):  # type: ignore[no-untyped-def]
+    group = Group.objects.create(account=account, remote_id="200", name="South")
+    Inverter.objects.create(account=account, group=group, remote_id="2", inverter_sn="SNB1")
+    return group
+
+
+def test_an_operator_saves_a_rule_for_several_groups(operator_client, zone, north, south):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="groups", groups=[str(north.code), str(south.code)]))
+    assert response.status_code == 302, response.content.decode()
+    rule = PriceRule.objects.get()
+    assert rule.target_kind == "groups" and rule.group is None and set(rule.groups.all()) == {north, south}
+    body = operator_client.get(f"/prices/{zone.code}/").content.decode()
+    assert "groups North, South" in body
+
+
+def test_an_operator_saves_a_rule_for_a_saved_selection(operator_client, zone, account, north):
+    selection = SavedSelection.objects.create(account=account, name="Pilots", sns=["SNA1"])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="saved", selection=str(selection.code)))
+    assert response.status_code == 302, response.content.decode()
+    rule = PriceRule.objects.get()
+    assert (rule.target_kind, rule.selection, rule.group) == ("saved", selection, None)
+    page = operator_client.get(f"/prices/rules/{rule.code}/").content.decode()
+    assert "Price rule for selection Pilots" in page
+
+
+@pytest.mark.parametrize(("target", "field_message"), [
+    ({"target_kind": "groups", "groups": []}, "Choose one or more groups"),
+    ({"target_kind": "groups", "groups": ["not-a-code"]}, "Choose one or more groups"),
+    ({"target_kind": "saved", "selection": ""}, "Choose a saved selection"),
+    ({"target_kind": "fleet"}, "Select a valid choice"),
+])
+def test_a_bad_target_is_a_form_error(operator_client, zone, north, target, field_message):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(north, **target))
+    assert response.status_code == 400 and field_message in response.content.decode()
+    assert not PriceRule.objects.exists()
+
+
+def test_another_accounts_selection_is_refused(operator_client, zone, north, other_account):
+    theirs = SavedSelection.objects.create(account=other_account, name="Theirs", sns=["X1"])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="saved", selection=str(theirs.code)))
+    assert response.status_code == 400 and "Choose a saved selection" in response.content.decode()
+    assert not PriceRule.objects.exists()
+
+
+def test_a_group_already_followed_by_another_rule_is_refused(operator_client, zone, north, south, rule):
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(
+        north, target_kind="groups", groups=[str(north.code), str(south.code)]))
+    assert response.status_code == 400 and "Already in another rule of this zone: North" in response.content.decode()
+    both = PriceRule.objects.create(zone=zone, target_kind="groups", charge_hours=1)
+    both.groups.set([south])
+    response = operator_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(south))
+    assert response.status_code == 400 and "already has a rule in this zone" in response.content.decode()
+    assert PriceRule.objects.count() == 2
+
+
 def test_rules_require_operator(viewer_client, zone, north, rule):
     assert viewer_client.get(f"/prices/{zone.code}/rules/new/").status_code == 403
     assert viewer_client.post(f"/prices/{zone.code}/rules/new/", _rule_data(north)).status_code == 403
@@ -215,6 +284,7 @@ def test_planning_shows_the_plan_with_its_cost_before_accepting(operator_client,
     plan = DayPlan.objects.get()
     body = operator_client.get(response["Location"]).content.decode()
     assert "1 control call" in body and "130.00" in body  # the spread of the duck curve
+    assert "Value per day" in body and "estimate" in body and "rated inverter power" in body
     assert "11:00" in body and "14:00" in body and "18:00" in body and "20:00" in body
     midnight = day_bounds(plan.day, BERLIN)[0].astimezone(BERLIN)
     assert f"{midnight:%a %d %b} 00:00 {midnight.tzname()}" in body  # the windows write, in the zone's time
@@ -246,3 +316,57 @@ def test_accepting_requires_operator_and_post(viewer_client, operator_client, zo
 
 def test_a_bad_day_is_a_400(operator_client, rule):
     assert operator_client.post(f"/prices/rules/{rule.code}/plan/", {"day": "tomorrow"}).status_code == 400
+
+
+# session, user, membership, zone, rules and their groups, the two days' series, tomorrow's plans and
+# their groups, the chart's intervals, the history page and counts: the same for 9 rules or 18
+ZONE_PAGE_QUERIES = 16
+
+
+def test_the_zone_page_costs_the_same_queries_for_more_rules_of_every_kind(operator_client, zone, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fleet.prices import service
+
+    def add_rules(first: int) -> None:
+        for i in range(first, first + 3):
+            group = Group.objects.create(account=account, remote_id=f"g{i}", name=f"G{i}")
+            Inverter.objects.create(account=account, group=group, remote_id=f"i{i}", inverter_sn=f"SNX{i}")
+            other = Group.objects.create(account=account, remote_id=f"h{i}", name=f"H{i}")
+            selection = SavedSelection.objects.create(account=account, name=f"S{i}", sns=[f"SNX{i}"])
+            PriceRule.objects.create(zone=zone, group=group, charge_hours=3, discharge_hours=2)
+            PriceRule.objects.create(zone=zone, target_kind="groups", charge_hours=3, discharge_hours=2).groups.set(
+                [other])
+            PriceRule.objects.create(zone=zone, target_kind="saved", selection=selection, charge_hours=3,
+                                     discharge_hours=2)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            body = operator_client.get(f"/prices/{zone.code}/").content.decode()
+        assert "groups H0" in body and "selection S0" in body
+        return len(queries)
+
+    add_rules(0)
+    _upload(operator_client, zone, _csv(_tomorrow()))
+    assert DayPlan.objects.count() == 9
+    few = count()
+    add_rules(3)
+    service.replan(service.current_series(zone, _tomorrow()))
+    assert DayPlan.objects.exclude(state=PlanState.SUPERSEDED).count() == 18
+    assert count() == few == ZONE_PAGE_QUERIES
+
+
+def test_the_zone_page_draws_the_windows_of_the_chosen_target(operator_client, zone, rule, south):
+    morning = PriceRule.objects.create(zone=zone, group=south, charge_hours=2, discharge_hours=1,
+                                       window_end="12:00")
+    day = _tomorrow()
+    _upload(operator_client, zone, _csv(day))
+    today = f"{day - timedelta(days=1):%Y-%m-%d}"
+    body = operator_client.get(f"/prices/{zone.code}/?day={today}").content.decode()
+    assert "Draw the windows of:" in body and f"rule={morning.code}" in body
+    assert "<li>discharge 18:00-20:00</li>" in body  # North's plan, the first
+    body = operator_client.get(f"/prices/{zone.code}/?day={today}&rule={morning.code}").content.decode()
+    assert "<li>discharge 07:00-08:00</li>" in body and "<li>discharge 18:00-20:00</li>" not in body
+    assert f"rule={rule.code}" in body  # the way back to North
+    assert operator_client.get(f"/prices/{zone.code}/?rule=nonsense").status_code == 200  # ignored
