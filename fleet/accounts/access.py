@@ -10,7 +10,9 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
 from fleet.models import (
+    Alert,
     ApiCall,
+    Channel,
     Charger,
     Command,
     DayPlan,
@@ -177,3 +179,20 @@ def cloud_search_for_user(request: HttpRequest, code: object, endpoints: tuple[s
 
 def selection_for_user(request: HttpRequest, code: object) -> SavedSelection:
     return _in_organization(request, SavedSelection.objects.select_related("account"), code, "selection")
+
+
+def alert_for_user(request: HttpRequest, code: object) -> Alert:
+    organization = current_membership(request).organization
+    alert = Alert.objects.select_related("account", "acknowledged_by").filter(
+        code=parse_code(code), organization=organization).first()
+    if alert is None:
+        raise Http404("No such alert in your organization.")
+    return alert
+
+
+def channel_for_user(request: HttpRequest, code: object) -> Channel:
+    organization = current_membership(request).organization
+    channel = Channel.objects.filter(code=parse_code(code), organization=organization).first()
+    if channel is None:
+        raise Http404("No such channel in your organization.")
+    return channel
