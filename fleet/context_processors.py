@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from fleet.accounts.access import current_membership
-from fleet.alerts.service import open_count
 from fleet.models import Membership
 
 
@@ -15,5 +14,5 @@ def organization(request: HttpRequest) -> dict[str, object]:
         membership: Membership | None = current_membership(request)
     except Exception:  # noqa: BLE001 - a page without an organization still renders its layout
         membership = None
-    # the nav's badge: one indexed count
-    return {"membership": membership, "open_alerts": open_count(membership.organization_id) if membership else 0}
+    # the nav's badge: counted in the membership's own query (fleet.accounts.access.current_membership)
+    return {"membership": membership, "open_alerts": getattr(membership, "open_alerts", None) or 0}

@@ -6,11 +6,12 @@ import uuid
 from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest
 
 from fleet.models import (
     Alert,
+    AlertState,
     ApiCall,
     Channel,
     Charger,
@@ -42,7 +43,10 @@ def current_membership(request: HttpRequest) -> Membership:
     if cached is not None:
         return cached
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
-    memberships = memberships.select_related("organization")
+    # The nav's badge of open alerts rides along as a correlated count: no query of its own per page.
+    open_alerts = (Alert.objects.filter(organization=OuterRef("organization"), state=AlertState.OPEN)
+                   .order_by().values("organization").annotate(n=Count("pk")).values("n"))
+    memberships = memberships.select_related("organization").annotate(open_alerts=Subquery(open_alerts))
     chosen = request.session.get(SESSION_KEY)
     membership = None
     if chosen:

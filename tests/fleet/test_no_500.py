@@ -122,7 +122,8 @@ def world(org, account, admin_user):  # type: ignore[no-untyped-def]
     alert = Alert.objects.create(organization=org, account=account, kind="sync", subject=str(account.code),
                                  title="Sync failed")
     channel = Channel.objects.create(organization=org, kind="email", name="Ops", target="ops@example.com")
-    return {"alert": alert, "channel": channel, "account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
+    return {"alert": alert, "channel": channel,
+            "account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
             "command": command, "search": search, "run": run, "member": member, "admin": admin_user,
             "superuser": superuser, "zone": zone, "rule": rule, "plan": plan, "selection": selection,
             "invitation": invitation}
