@@ -36,6 +36,10 @@ from fleet.models import (
     DeviceResult,
     DeviceState,
     Group,
+    Inverter,
+    PlanEdge,
+    PriceRule,
+    PriceZone,
     Resolution,
     Schedule,
     Severity,
@@ -43,7 +47,9 @@ from fleet.models import (
     TargetKind,
 )
 from fleet.pipeline import dispatch, queue
+from fleet.prices import service as prices
 from fleet.schedules import service as schedules
+from tests.fleet.test_prices_service import EVENING_BEFORE, _store
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.django_db
@@ -430,3 +436,19 @@ def test_two_workers_raising_the_same_episode_make_one_alert(org):
         thread.join()
     assert Alert.objects.filter(kind=AlertKind.SYNC, subject="same").count() == 1
     assert sum(result is not None for result in results) == 1
+
+
+def test_a_missed_price_plan_edge_alerts_per_rule_and_a_sent_edge_resolves(org, account, settings):
+    zone = PriceZone.objects.create(account=account, name="DE-LU", timezone="Europe/Berlin")
+    group = Group.objects.create(account=account, remote_id="100", name="North")
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA1", dongle_sn="D1")
+    rule = PriceRule.objects.create(zone=zone, group=group, charge_hours=3, discharge_hours=2, min_soc=20)
+    plan = prices.accept(prices.propose(rule, _store(zone)), now=EVENING_BEFORE)
+    windows = PlanEdge.objects.get(plan=plan, fallback=False)
+    assert prices.tick(windows.due_at + timedelta(minutes=settings.SCHEDULE_GRACE_MINUTES + 1)).missed == 1
+    alert = Alert.objects.get(kind=AlertKind.EDGE_MISSED)
+    assert alert.subject == str(rule.code) and "North" in alert.title and "missed" in alert.title
+    assert alert.severity == Severity.CRITICAL
+    service.edge_sent(account, str(rule.code))
+    alert.refresh_from_db()
+    assert alert.state == AlertState.RESOLVED
