@@ -35,6 +35,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from fleet.models import Alert, Channel, ChannelKind, Delivery, DeliveryState
@@ -177,6 +178,11 @@ def deliver(delivery_id: int, *, final: bool = False) -> Delivery | None:
     delivery = (Delivery.objects.select_related("channel", "alert__account", "alert__acknowledged_by")
                 .filter(pk=delivery_id, state__in=(DeliveryState.PENDING, DeliveryState.RETRYING)).first())
     if delivery is None:
+        return None
+    # Claim the attempt: a second task for the same delivery (re-queued while the first waited in the
+    # broker) finds the count moved and sends nothing.
+    if Delivery.objects.filter(pk=delivery.pk, state=delivery.state, attempts=delivery.attempts).update(
+            attempts=F("attempts") + 1) != 1:
         return None
     delivery.attempts += 1
     try:
