@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.dispatch import receiver
+from django.urls import reverse
 from django.utils import timezone
 
 from fleet import events
@@ -100,14 +101,29 @@ def resolve_alerts(organization: Organization | int, kind: str, subject: str, re
     return resolved
 
 
+# Kinds about a finished event rather than a lasting condition: nothing ends them by itself except
+# the operator's decision or a retry, so acknowledging one resolves it.
+ACKNOWLEDGE_RESOLVES = (AlertKind.COMMAND,)
+
+
 def acknowledge(alert: Alert, user: Any) -> bool:
-    """An operator has seen an open alert: it stays active until its condition ends. Returns False
-    when it was not open (already acknowledged or resolved)."""
+    """An operator has seen an open alert: it stays active until its condition ends (a command's alert
+    is resolved by it). Returns False when it was not open (already acknowledged or resolved)."""
     now = timezone.now()
-    done = Alert.objects.filter(pk=alert.pk, state=AlertState.OPEN).update(
-        state=AlertState.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=now) == 1
-    if done:
-        alert.state, alert.acknowledged_by, alert.acknowledged_at = AlertState.ACKNOWLEDGED, user, now
+    name = getattr(user, "username", "an operator")
+    with transaction.atomic():
+        if alert.kind in ACKNOWLEDGE_RESOLVES:
+            fields = {"state": AlertState.RESOLVED, "resolved_at": now, "resolution": f"acknowledged by {name}"}
+        else:
+            fields = {"state": AlertState.ACKNOWLEDGED}
+        done = Alert.objects.filter(pk=alert.pk, state=AlertState.OPEN).update(
+            acknowledged_by=user, acknowledged_at=now, **fields) == 1
+        if done:
+            alert.acknowledged_by, alert.acknowledged_at = user, now
+            for key, value in fields.items():
+                setattr(alert, key, value)
+            if alert.state == AlertState.RESOLVED:
+                channels.queue_deliveries(alert, channels.RESOLVED)
     return done
 
 
@@ -148,7 +164,7 @@ def on_account_paused(sender: object, *, account: SolaxAccount, until: datetime,
     tz = account.tzinfo
     raise_alert(account.organization_id, AlertKind.ACCOUNT_PAUSED, str(account.code), account=account,
                 severity=PAUSE_SEVERITY.get(cause, Severity.WARNING),
-                title=f"Account {account.name} paused", link="/budget/",
+                title=f"Account {account.name} paused", link=reverse("fleet-budget"),
                 detail=f"{reason}. Nothing is sent for it until {until.astimezone(tz):%Y-%m-%d %H:%M %Z}.",
                 context={"cause": cause})
 
@@ -206,7 +222,7 @@ def _command_alert(command: Command) -> dict[str, Any]:
     return {"severity": severity, "title": f"Command {command.label} {what.split(':')[0]}"[:200],
             "detail": (f"{command.label} {what}: {command.devices_succeeded} of {command.devices_total} "
                        f"device(s) succeeded, {command.devices_failed} failed."),
-            "link": f"/commands/{command.code}/"}
+            "link": reverse("fleet-command-detail", args=[command.code])}
 
 
 def check_silent_devices(org_id: int, command: Command) -> None:
@@ -229,7 +245,7 @@ def check_silent_devices(org_id: int, command: Command) -> None:
         return
     shown = ", ".join(silent[:10]) + (f" and {len(silent) - 10} more" if len(silent) > 10 else "")
     raise_alert(org_id, AlertKind.DEVICES_SILENT, subject, account=SolaxAccount(pk=command.account_id),
-                severity=Severity.WARNING, link="/inverters/",
+                severity=Severity.WARNING, link=reverse("fleet-inverters"),
                 title=f"{len(silent)} device(s) silent across {SILENT_STREAK} commands in a row",
                 detail=f"No answer to the last {SILENT_STREAK} commands (offline?): {shown}.",
                 context={"sns": silent[:SILENT_SNS_KEPT], "count": len(silent)})
@@ -280,7 +296,8 @@ def on_sync_finished(sender: object, *, run: SyncRun, state: str, **_: Any) -> N
         return
     failed = state == "failed"
     raise_alert(account.organization_id, AlertKind.SYNC, subject, account=account,
-                severity=Severity.CRITICAL if failed else Severity.WARNING, link=f"/sync/{run.code}/",
+                severity=Severity.CRITICAL if failed else Severity.WARNING,
+                link=reverse("fleet-sync-run", args=[run.code]),
                 title=f"Sync of {account.name} {'failed' if failed else 'incomplete'}",
                 detail=((run.error if failed else run.incomplete) or state)[:2000])
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from fleet.alerts import service as alerts
@@ -305,7 +306,7 @@ def _alert_edge(edge: PlanEdge, state: str) -> None:
     elif state in (PlanEdgeState.MISSED, PlanEdgeState.REJECTED):
         what = "missed" if state == PlanEdgeState.MISSED else "refused"
         tz = ZoneInfo(rule.zone.timezone)
-        alerts.edge_missed(account, str(rule.code), link=f"/prices/plans/{edge.plan.code}/",
+        alerts.edge_missed(account, str(rule.code), link=reverse("fleet-day-plan", args=[edge.plan.code]),
                            title=f"Price plan of group {rule.group.name}: edge {edge.label} {what}",
                            detail=f"The edge {edge.label} due {edge.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z} was "
                                   f"{what}; nothing was sent for it.")

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from fleet.alerts import service as alerts
@@ -202,7 +203,8 @@ def _alert_edge(schedule: Schedule, planned: PlannedEdge, outcome: str) -> None:
         return
     tz = schedule.account.tzinfo
     what = "missed (later than the grace period)" if outcome == "missed" else "refused by the safety checks"
-    alerts.edge_missed(schedule.account, str(schedule.code), link=f"/schedules/{schedule.code}/",
+    alerts.edge_missed(schedule.account, str(schedule.code),
+                       link=reverse("fleet-schedule-detail", args=[schedule.code]),
                        title=f"Schedule {schedule.name}: {planned.edge} edge {what.split(' (')[0]}",
                        detail=f"The {planned.edge} edge due {planned.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z} "
                               f"was {what}; nothing was sent for it.")
@@ -227,7 +229,7 @@ def forecast_budget_alerts(now: datetime | None = None) -> int:
         if needed > free:
             short += 1
             alerts.raise_alert(account.organization_id, AlertKind.BUDGET, str(account.code), account=account,
-                               severity=Severity.WARNING, link="/budget/",
+                               severity=Severity.WARNING, link=reverse("fleet-budget"),
                                title=f"Account {account.name}: the day's budget runs out before the coming windows",
                                detail=f"The schedules' edges of the next 24 hours need {needed} control calls; "
                                       f"only {free} are left in the rolling day.")

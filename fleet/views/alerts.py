@@ -35,7 +35,10 @@ def alert_acknowledge(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse
     require_operator(request)
     alert = alert_for_user(request, code)
     if service.acknowledge(alert, request.user):
-        messages.success(request, f"Acknowledged: {alert.title}. It resolves by itself when its condition ends.")
+        if alert.state == AlertState.RESOLVED:
+            messages.success(request, f"Acknowledged and resolved: {alert.title}.")
+        else:
+            messages.success(request, f"Acknowledged: {alert.title}. It resolves by itself when its condition ends.")
     else:
         messages.error(request, "This alert is not open: it was acknowledged or resolved already.")
     return redirect(f"/alerts/?state={alert.state if alert.state != AlertState.OPEN else 'open'}")

@@ -15,6 +15,7 @@ from django.core import mail
 from django.db import connection, connections
 from django.utils import timezone
 
+from fleet import tasks
 from fleet.alerts import channels, service
 from fleet.alerts.tasks import deliver_alert
 from fleet.commands import service as commands
@@ -452,3 +453,33 @@ def test_a_missed_price_plan_edge_alerts_per_rule_and_a_sent_edge_resolves(org, 
     service.edge_sent(account, str(rule.code))
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED
+
+
+def test_acknowledging_a_commands_alert_resolves_it_and_tells_the_channels(org, operator, receiver):
+    _webhook(org, receiver.url)
+    command_alert = service.raise_alert(org, AlertKind.COMMAND, "c1", title="Command x ended partial")
+    sync_alert = service.raise_alert(org, AlertKind.SYNC, "s1", title="Sync failed")
+    assert service.acknowledge(command_alert, operator) and service.acknowledge(sync_alert, operator)
+    command_alert.refresh_from_db(), sync_alert.refresh_from_db()
+    assert command_alert.state == AlertState.RESOLVED and command_alert.resolution == "acknowledged by otto"
+    assert command_alert.acknowledged_by == operator
+    assert sync_alert.state == AlertState.ACKNOWLEDGED  # a lasting condition stays until it ends
+    _deliver_all()
+    assert [hit.json()["event"] for hit in receiver.received] == ["alert.raised", "alert.raised", "alert.resolved"]
+
+
+def test_the_beat_task_evaluates_budget_and_pauses(org, account):
+    group = Group.objects.create(account=account, remote_id="100", name="North")
+    schedule = _schedule(account, group, created=timezone.now() - timedelta(days=1))
+    Schedule.objects.filter(pk=schedule.pk).update(calls_per_edge=6000)
+    assert tasks.evaluate_alerts() == {"resumed": 0, "requeued": 0, "budget_short": 1}
+    assert Alert.objects.get().kind == AlertKind.BUDGET
+
+
+def test_lost_delivery_tasks_are_queued_again(org):
+    Channel.objects.create(organization=org, kind=ChannelKind.EMAIL, name="Ops", target="ops@example.com")
+    service.raise_alert(org, AlertKind.SYNC, "a", title="t")
+    Delivery.objects.update(created=timezone.now() - timedelta(minutes=11))
+    assert service.evaluate()["requeued"] == 1
+    _deliver_all()
+    assert service.evaluate()["requeued"] == 0 and len(mail.outbox) == 1
