@@ -189,6 +189,9 @@ def resolve_resumed_accounts(now: datetime | None = None) -> int:
 
 @receiver(events.command_state_changed, dispatch_uid="alerts.command_state_changed")
 def on_command_state_changed(sender: object, *, command: Command, previous: str, **_: Any) -> None:
+    finished = command.state in FINAL_STATES + (CommandState.UNKNOWN,) and previous not in FINAL_STATES
+    if not (finished or command.resolution):
+        return  # queued -> running and the like: no query at all
     org_id = SolaxAccount.objects.filter(pk=command.account_id).values_list("organization_id", flat=True).first()
     if org_id is None:
         return

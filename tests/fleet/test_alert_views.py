@@ -187,3 +187,17 @@ def test_the_badge_and_alerts_page_hide_other_organizations(viewer_client, other
     html = viewer_client.get("/alerts/").content.decode()
     assert "open</span>" not in html and 'aria-label="1 open"' not in html
     assert Alert.objects.count() == 1
+
+
+@pytest.mark.parametrize("deliveries", [3, 60])
+def test_the_channel_page_costs_the_same_queries_whatever_its_log(admin_client_, org, deliveries,
+                                                                  django_assert_num_queries):
+    channel = Channel.objects.create(organization=org, kind=ChannelKind.EMAIL, name="Ops", target="o@example.com")
+    for i in range(deliveries):
+        alert = _alert(org, f"s{i}")
+        Delivery.objects.filter(alert=alert).delete()
+        Delivery.objects.create(channel=channel, alert=alert, event="alert.raised", state=DeliveryState.SENT)
+    admin_client_.get("/settings/channels/")
+    # session, user, membership, channel, log count, log rows with their alerts
+    with django_assert_num_queries(6):
+        assert admin_client_.get(f"/settings/channels/{channel.code}/?page=1").status_code == 200
