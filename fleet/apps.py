@@ -12,6 +12,7 @@ class FleetConfig(AppConfig):
         # every process: web, worker and management commands alike. Django's documented place for
         # such registration is ready(); it is not an import dodging a cycle.
         from fleet.accounts import checks  # noqa: F401 - registers the system checks
+        from fleet.alerts import service as alerts  # noqa: F401 - connects the alerts' event receivers
         from fleet.commands import tracking  # noqa: F401
         from fleet.mirror import bindings, chargers, sync, writes  # noqa: F401
         from fleet.schedules import service  # noqa: F401

@@ -22,7 +22,7 @@ if os.environ.get("FLEET_WORKER_AS_ROOT") == "1":
 
 app = Celery("fleet")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["fleet", "fleet.pipeline"])
+app.autodiscover_tasks(["fleet", "fleet.pipeline", "fleet.alerts"])
 
 
 @after_setup_logger.connect

@@ -14,4 +14,5 @@ def organization(request: HttpRequest) -> dict[str, object]:
         membership: Membership | None = current_membership(request)
     except Exception:  # noqa: BLE001 - a page without an organization still renders its layout
         membership = None
-    return {"membership": membership}
+    # the nav's badge: counted in the membership's own query (fleet.accounts.access.current_membership)
+    return {"membership": membership, "open_alerts": getattr(membership, "open_alerts", None) or 0}

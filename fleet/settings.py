@@ -193,7 +193,13 @@ if _email_url:
     EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
     EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
     EMAIL_TIMEOUT = 10
+elif DEBUG:
+    # The demo prints mail (alert channels of kind email) on the console.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="solax-fleet <fleet@localhost>")
+# Alert webhooks: refuse hosts that resolve to loopback, private, link-local or reserved addresses
+# (SSRF: an admin must not reach the internal network through the server). The demo allows them.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = _bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 # Days an invitation link stays valid.
 INVITATION_DAYS = _int("INVITATION_DAYS", 7, minimum=1)
 
@@ -365,6 +371,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # The mirror: a periodic sync sized to the budget, and charger status round-robin.
     "fleet-sync": {"task": "fleet.tasks.sync_fleets", "schedule": 300.0, "options": {"expires": 240}},
     "charger-status": {"task": "fleet.tasks.read_charger_status", "schedule": 60.0, "options": {"expires": 50}},
+    # Alerts that no event raises or resolves: the day's budget against the coming windows, accounts
+    # that send again, deliveries whose task was lost.
+    "alerts-evaluate": {"task": "fleet.tasks.evaluate_alerts", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 # The mirror. Page size of group and member queries: the simulator's cap (1000) is the largest the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from fleet.alerts import service as alerts
 from fleet.commands import tracking
 from fleet.mirror import chargers, sync
 from fleet.prices import service as prices
@@ -45,3 +46,9 @@ def sync_fleets() -> int:
 def read_charger_status() -> int:
     """Beat tick: queue the next round-robin getPileInfo within each account's budget share."""
     return chargers.status_tick_all()
+
+
+@shared_task(ignore_result=True)
+def evaluate_alerts() -> dict[str, int]:
+    """Every minute: the alerts no event raises or resolves (budget forecast, accounts sending again)."""
+    return {**alerts.evaluate(), "budget_short": service.forecast_budget_alerts()}

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from fleet.views import (
+    alerts,
     approvals,
     auth,
     bindings,
@@ -50,6 +51,13 @@ urlpatterns = [
     path("prices/rules/<uuid:code>/plan/", prices.price_rule_plan, name="fleet-price-rule-plan"),
     path("prices/plans/<uuid:code>/", prices.day_plan, name="fleet-day-plan"),
     path("prices/plans/<uuid:code>/accept/", prices.day_plan_accept, name="fleet-day-plan-accept"),
+    path("alerts/", alerts.alert_list, name="fleet-alerts"),
+    path("alerts/<uuid:code>/acknowledge/", alerts.alert_acknowledge, name="fleet-alert-acknowledge"),
+    path("settings/channels/", alerts.channel_list, name="fleet-channels"),
+    path("settings/channels/new/", alerts.channel_create, name="fleet-channel-create"),
+    path("settings/channels/<uuid:code>/", alerts.channel_edit, name="fleet-channel"),
+    path("settings/channels/<uuid:code>/delete/", alerts.channel_delete, name="fleet-channel-delete"),
+    path("settings/channels/<uuid:code>/test/", alerts.channel_test, name="fleet-channel-test"),
     path("settings/", org.settings_page, name="fleet-settings"),
     path("settings/accounts/new/", org.account_add, name="fleet-account-add"),
     path("settings/accounts/<uuid:code>/", org.account_edit, name="fleet-account-edit"),

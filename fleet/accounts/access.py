@@ -6,11 +6,14 @@ import uuid
 from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest
 
 from fleet.models import (
+    Alert,
+    AlertState,
     ApiCall,
+    Channel,
     Charger,
     Command,
     DayPlan,
@@ -40,7 +43,10 @@ def current_membership(request: HttpRequest) -> Membership:
     if cached is not None:
         return cached
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
-    memberships = memberships.select_related("organization")
+    # The nav's badge of open alerts rides along as a correlated count: no query of its own per page.
+    open_alerts = (Alert.objects.filter(organization=OuterRef("organization"), state=AlertState.OPEN)
+                   .order_by().values("organization").annotate(n=Count("pk")).values("n"))
+    memberships = memberships.select_related("organization").annotate(open_alerts=Subquery(open_alerts))
     chosen = request.session.get(SESSION_KEY)
     membership = None
     if chosen:
@@ -178,3 +184,20 @@ def cloud_search_for_user(request: HttpRequest, code: object, endpoints: tuple[s
 
 def selection_for_user(request: HttpRequest, code: object) -> SavedSelection:
     return _in_organization(request, SavedSelection.objects.select_related("account"), code, "selection")
+
+
+def alert_for_user(request: HttpRequest, code: object) -> Alert:
+    organization = current_membership(request).organization
+    alert = Alert.objects.select_related("account", "acknowledged_by").filter(
+        code=parse_code(code), organization=organization).first()
+    if alert is None:
+        raise Http404("No such alert in your organization.")
+    return alert
+
+
+def channel_for_user(request: HttpRequest, code: object) -> Channel:
+    organization = current_membership(request).organization
+    channel = Channel.objects.filter(code=parse_code(code), organization=organization).first()
+    if channel is None:
+        raise Http404("No such channel in your organization.")
+    return channel

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from fleet import events
 from fleet.commands.actions import PILE_MODE_LABELS
 from fleet.models import (
     ApiCall,
@@ -348,12 +349,15 @@ def refresh(command: Command) -> Command:
     command.devices_succeeded = counts["succeeded"]
     command.devices_failed = counts["failed"]
     state = _derive_state(command, counts["unknown"], counts["not_sent"])
+    previous = command.state
     fields = ["devices_answered", "devices_succeeded", "devices_failed", "state"]
     if state in FINAL_STATES and command.finished_at is None:
         command.finished_at = timezone.now()
         fields.append("finished_at")
     command.state = state
     Command.objects.filter(pk=command.pk).update(**{name: getattr(command, name) for name in fields})
+    if state != previous or command.resolution:
+        events.send(events.command_state_changed, Command, command=command, previous=previous)
     return command
 
 

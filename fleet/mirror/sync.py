@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from fleet import events
 from fleet.models import ApiCall, CallState, Group, Inverter, Priority, SolaxAccount, SyncRun
 from fleet.pipeline import handlers, ledger, queue
 from solax import endpoints
@@ -481,7 +482,11 @@ def finish_if_idle(run: SyncRun) -> bool:
         return False
     run.refresh_from_db(fields=["error", "incomplete"])
     state = FAILED if run.error else INCOMPLETE if run.incomplete else DONE
-    return SyncRun.objects.filter(pk=run.pk, state=RUNNING).update(state=state, finished=timezone.now()) == 1
+    if SyncRun.objects.filter(pk=run.pk, state=RUNNING).update(state=state, finished=timezone.now()) != 1:
+        return False
+    run.state = state
+    events.send(events.sync_finished, SyncRun, run=run, state=state)
+    return True
 
 
 # The periodic sync ---------------------------------------------------------------------------

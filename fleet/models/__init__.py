@@ -1,6 +1,17 @@
 """Fleet models, one module per area; import them from here."""
 
 from fleet.models.accounts import Invitation, InvitationState, Membership, Organization, Role, SolaxAccount
+from fleet.models.alerts import (
+    ACTIVE_ALERT_STATES,
+    Alert,
+    AlertKind,
+    AlertState,
+    Channel,
+    ChannelKind,
+    Delivery,
+    DeliveryState,
+    Severity,
+)
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
 from fleet.models.commands import (
     CallbackReceipt,
@@ -31,6 +42,8 @@ from fleet.models.prices import (
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
+    "ACTIVE_ALERT_STATES", "Alert", "AlertKind", "AlertState", "Channel", "ChannelKind", "Delivery",
+    "DeliveryState", "Severity",
     "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",

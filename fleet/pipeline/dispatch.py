@@ -25,7 +25,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from fleet import base_urls
+from fleet import base_urls, events
 from fleet.models import ApiCall, CallState, SolaxAccount
 from fleet.pipeline.handlers import Outcome, error_fields, finish
 from fleet.pipeline.ledger import budget_of, claim_next, next_free_slot, resume_readable_tokens
@@ -125,11 +125,12 @@ def _record_error(call: ApiCall, error: SolaxError, duration_ms: int) -> Outcome
         until = now + timedelta(seconds=error.retry_after)
         reason = ("SolaX locked the account out for an hour after repeated violations" if error.lockout
                   else "SolaX answered that the per-minute limit was exceeded")
-        _pause(call.account, until, reason)
+        _pause(call.account, until, reason, cause="lockout" if error.lockout else "rate_limit")
         return _requeue(call, until, error, duration_ms)
     if isinstance(error, InvalidTokenError) or (isinstance(error, AuthError) and code in TOKEN_REJECTED_CODES):
         until = now + TOKEN_REJECTED_PAUSE
-        _pause(call.account, until, f"SolaX rejected the token ({error.code or 'malformed'}); check it in Settings")
+        _pause(call.account, until, f"SolaX rejected the token ({error.code or 'malformed'}); check it in Settings",
+               cause="token_rejected")
         return _requeue(call, until, error, duration_ms)
     if isinstance(error, NotSentError):
         # Provably never left: safe to try again, write or read.
@@ -144,11 +145,12 @@ def _record_error(call: ApiCall, error: SolaxError, duration_ms: int) -> Outcome
     return finish(call, CallState.FAILED, error=error, duration_ms=duration_ms)
 
 
-def _pause(account: SolaxAccount, until: datetime, reason: str) -> None:
+def _pause(account: SolaxAccount, until: datetime, reason: str, *, cause: str) -> None:
     # Only ever extend a pause: two workers hitting the limit at once must not shorten it.
     SolaxAccount.objects.filter(pk=account.pk).exclude(paused_until__gt=until).update(
         paused_until=until, pause_reason=reason)
     log.warning("account %s paused until %s: %s", account.pk, until.isoformat(), reason)
+    events.send(events.account_paused, SolaxAccount, account=account, until=until, reason=reason, cause=cause)
 
 
 def _requeue(call: ApiCall, not_before: datetime, error: SolaxError, duration_ms: int) -> Outcome | None:

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.utils import timezone
 
+from fleet import events
 from fleet.models import ApiCall, CallAttempt, CallState, PlanEdge, PlanEdgeState, Priority, Schedule, SolaxAccount
 from fleet.models.accounts import TOKEN_UNREADABLE_REASON
 from fleet.models.schedules import RESERVE_AHEAD, grace
@@ -240,6 +241,8 @@ def _pause_unreadable(account: SolaxAccount, now: datetime) -> None:
     SolaxAccount.objects.filter(pk=account.pk).update(paused_until=now + TOKEN_UNREADABLE_PAUSE,
                                                       pause_reason=TOKEN_UNREADABLE_REASON)
     log.error("account %s paused: its token cannot be decrypted with TOKEN_ENCRYPTION_KEYS", account.pk)
+    events.send(events.account_paused, SolaxAccount, account=account, until=now + TOKEN_UNREADABLE_PAUSE,
+                reason=TOKEN_UNREADABLE_REASON, cause="token_unreadable")
 
 
 def resume_readable_tokens(now: datetime | None = None) -> int:

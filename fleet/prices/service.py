@@ -22,8 +22,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from fleet.alerts import service as alerts
 from fleet.commands.actions import CommandError
 from fleet.commands.targets import LOOKUP_CHUNK, Target, resolve_target
 from fleet.models import (
@@ -351,7 +353,23 @@ def tick(now: datetime | None = None) -> TickReport:
                     PlanEdge.objects.filter(pk=edge.pk).update(state=state, error=str(exc)[:500])
                     log.warning("plan %s edge %s rejected: %s", plan.code, edge.label, exc)
         setattr(report, str(state), getattr(report, str(state)) + 1)
+        _alert_edge(edge, str(state))
     return report
+
+
+def _alert_edge(edge: PlanEdge, state: str) -> None:
+    """A missed or refused plan edge opens its price rule's episode; an edge sent ends it."""
+    rule = edge.plan.rule
+    account = rule.zone.account
+    if state == PlanEdgeState.FIRED:
+        alerts.edge_sent(account, str(rule.code))
+    elif state in (PlanEdgeState.MISSED, PlanEdgeState.REJECTED):
+        what = "missed" if state == PlanEdgeState.MISSED else "refused"
+        tz = ZoneInfo(rule.zone.timezone)
+        alerts.edge_missed(account, str(rule.code), link=reverse("fleet-day-plan", args=[edge.plan.code]),
+                           title=f"Price plan of {rule.target_label}: edge {edge.label} {what}",
+                           detail=f"The edge {edge.label} due {edge.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z} was "
+                                  f"{what}; nothing was sent for it.")
 
 
 def default_day(zone: PriceZone, now: datetime | None = None) -> date:

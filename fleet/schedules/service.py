@@ -23,12 +23,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from fleet.alerts import service as alerts
 from fleet.commands.actions import CommandError
 from fleet.commands.service import create_command
 from fleet.commands.targets import Target, cover, resolve_target
 from fleet.models import (
+    AlertKind,
     Command,
     Edge,
     Group,
@@ -36,6 +39,7 @@ from fleet.models import (
     OccurrenceState,
     SavedSelection,
     Schedule,
+    Severity,
     SolaxAccount,
     TargetKind,
 )
@@ -180,6 +184,7 @@ def tick(now: datetime | None = None) -> TickReport:
                 report.skipped += 1
             else:
                 setattr(report, outcome, getattr(report, outcome) + 1)
+                _alert_edge(schedule, planned, outcome)
         upcoming = next_edge(schedule, now)
         due = upcoming.due_at if upcoming else None
         if due != schedule.next_edge_at:
@@ -189,6 +194,52 @@ def tick(now: datetime | None = None) -> TickReport:
     if report.fired or report.missed or report.rejected:
         log.info("schedules tick: %s fired, %s missed, %s rejected", report.fired, report.missed, report.rejected)
     return report
+
+
+def _alert_edge(schedule: Schedule, planned: PlannedEdge, outcome: str) -> None:
+    """A missed or refused edge opens the schedule's episode; an edge sent on time ends it."""
+    if outcome == "fired":
+        alerts.edge_sent(schedule.account, str(schedule.code))
+        return
+    tz = schedule.account.tzinfo
+    what = "missed (later than the grace period)" if outcome == "missed" else "refused by the safety checks"
+    alerts.edge_missed(schedule.account, str(schedule.code),
+                       link=reverse("fleet-schedule-detail", args=[schedule.code]),
+                       title=f"Schedule {schedule.name}: {planned.edge} edge {what.split(' (')[0]}",
+                       detail=f"The {planned.edge} edge due {planned.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z} "
+                              f"was {what}; nothing was sent for it.")
+
+
+def forecast_budget_alerts(now: datetime | None = None) -> int:
+    """The periodic forecast: an account whose enabled schedules' edges of the next 24 hours need
+    more control calls than its rolling day has left gets a budget alert; it resolves when they fit.
+    Reads only schedules with a next edge (indexed) and each such account's budget. Returns how many
+    accounts are short."""
+    now = now or timezone.now()
+    by_account: dict[int, list[Schedule]] = defaultdict(list)
+    for schedule in Schedule.objects.filter(enabled=True, next_edge_at__isnull=False,
+                                            next_edge_at__lte=now + timedelta(days=1)).select_related("account"):
+        by_account[schedule.account_id].append(schedule)
+    short = 0
+    for schedules in by_account.values():
+        account = schedules[0].account
+        needed = sum(schedule.calls_per_edge for schedule in schedules
+                     for _ in edges_between(schedule, now, now + timedelta(days=1)))
+        free = budget_of(account, now).day_free
+        if needed > free:
+            short += 1
+            alerts.raise_alert(account.organization_id, AlertKind.BUDGET, str(account.code), account=account,
+                               severity=Severity.WARNING, link=reverse("fleet-budget"),
+                               title=f"Account {account.name}: the day's budget runs out before the coming windows",
+                               detail=f"The schedules' edges of the next 24 hours need {needed} control calls; "
+                                      f"only {free} are left in the rolling day.")
+        else:
+            alerts.resolve_alerts(account.organization_id, AlertKind.BUDGET, str(account.code),
+                                  "the coming windows fit the budget again")
+    for org_id, subject, account_id in alerts.active_of_kind(AlertKind.BUDGET):
+        if account_id not in by_account:
+            alerts.resolve_alerts(org_id, AlertKind.BUDGET, subject, "no window is coming")
+    return short
 
 
 def _record(schedule: Schedule, planned: PlannedEdge, state: str) -> str | None:

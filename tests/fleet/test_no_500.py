@@ -117,7 +117,13 @@ def world(org, account, admin_user):  # type: ignore[no-untyped-def]
     selection = SavedSelection.objects.create(account=account, name="Pilot", sns=["H4ABCDEF01"])
     invitation = Invitation.objects.create(organization=org, email="x@example.com", token_hash="0" * 64,
                                            expires_at=timezone.now() + timedelta(days=1))
-    return {"account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
+    from fleet.models import Alert, Channel
+
+    alert = Alert.objects.create(organization=org, account=account, kind="sync", subject=str(account.code),
+                                 title="Sync failed")
+    channel = Channel.objects.create(organization=org, kind="email", name="Ops", target="ops@example.com")
+    return {"alert": alert, "channel": channel,
+            "account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
             "command": command, "search": search, "run": run, "member": member, "admin": admin_user,
             "superuser": superuser, "zone": zone, "rule": rule, "plan": plan, "selection": selection,
             "invitation": invitation}
@@ -130,7 +136,7 @@ CODE_OF = {
     "fleet-group": "group", "fleet-cloud-result": "search", "fleet-sync-run": "run", "fleet-charger": "charger",
     "fleet-price-zone": "zone", "fleet-price-upload": "zone", "fleet-price-rule-create": "zone",
     "fleet-price-rule": "rule", "fleet-day-plan": "plan", "fleet-selection-": "selection",
-    "fleet-invitation-revoke": "invitation",
+    "fleet-invitation-revoke": "invitation", "fleet-alert-acknowledge": "alert", "fleet-channel": "channel",
 }
 
 

@@ -1,0 +1,297 @@
+"""Delivering alerts: email through Django's email backend, webhooks POSTed with a signature.
+
+A delivery is a row written in the transaction that raised or resolved its alert; after the commit
+a Celery task (``fleet.alerts.tasks.deliver_alert``) sends it, outside any transaction of the pipeline,
+so a slow or dead endpoint delays nobody but its own retries. Transient failures (timeouts,
+connection errors, 408/429/5xx) retry with capped backoff through Celery's retry, at most
+MAX_RETRIES times; anything else fails at once. The log keeps each delivery's attempts, status code and
+error text, never the secret.
+
+Webhook requests carry ``X-Fleet-Timestamp`` (Unix seconds) and ``X-Fleet-Signature:
+sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" under the channel's secret>``. The URL must be
+http(s) without credentials; unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES, a host that resolves to a
+loopback, private, link-local or reserved address is refused at send time (SSRF), and redirects are
+never followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import current_app
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from fleet.models import Alert, Channel, ChannelKind, Delivery, DeliveryState
+
+log = logging.getLogger("fleet.alerts")
+
+RAISED, RESOLVED, TEST = "alert.raised", "alert.resolved", "test"
+WEBHOOK_TIMEOUT_SECONDS = 5
+MAX_RETRIES = 5
+BACKOFF_BASE_SECONDS = 10
+BACKOFF_CAP_SECONDS = 600  # well inside a Redis broker's visibility timeout
+TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
+SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Fleet-Signature", "X-Fleet-Timestamp"
+
+
+class TransientDeliveryError(Exception):
+    """A delivery that may succeed when tried again later."""
+
+
+def new_secret() -> str:
+    """A webhook's signing secret: shown once, stored encrypted."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Return the X-Fleet-Signature value of ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Return why ``url`` cannot be a webhook target, or None: http(s), a host, no credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "only http:// and https:// URLs are allowed"
+    if not parts.hostname:
+        return "the URL needs a host"
+    if parts.username or parts.password:
+        return "credentials in the URL are not allowed: put the secret in the signature instead"
+    if parts.fragment:
+        return "a fragment (#...) is never sent; leave it out"
+    return None
+
+
+def _address_problem(host: str) -> str | None:
+    """Return why ``host`` must not be called (it resolves to an internal address), or None."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return None  # the request itself will fail and say so
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+                or address.is_multicast or address.is_unspecified):
+            return f"{host} resolves to an internal address; refused (WEBHOOK_ALLOW_PRIVATE_ADDRESSES is off)"
+    return None
+
+
+# Queueing -------------------------------------------------------------------------------------
+
+def queue_deliveries(alert: Alert, event: str) -> list[Delivery]:
+    """Write a delivery for each enabled channel of the alert's organization whose rule takes it,
+    and send them after the commit. Returns the deliveries (one query for the channels, one insert)."""
+    chosen = [channel for channel in Channel.objects.filter(organization_id=alert.organization_id, enabled=True)
+              if channel.matches(alert.kind, alert.severity)]
+    if not chosen:
+        return []
+    deliveries = Delivery.objects.bulk_create(Delivery(channel=channel, alert=alert, event=event) for channel in chosen)
+    ids = [delivery.pk for delivery in deliveries]
+    transaction.on_commit(lambda: _start(ids))
+    return deliveries
+
+
+def _start(ids: list[int]) -> None:
+    # By name through the Celery app: the task module imports this one, never the other way.
+    for delivery_id in ids:
+        try:
+            current_app.send_task("fleet.tasks.deliver_alert", args=[delivery_id])
+        except Exception:  # noqa: BLE001 - the periodic evaluation re-queues it
+            log.warning("could not reach the broker for delivery %s; it is re-queued later", delivery_id)
+
+
+def requeue_lost(older_than: datetime) -> int:
+    """Send again the deliveries still pending since before ``older_than`` (their task was lost)."""
+    ids = list(Delivery.objects.filter(state=DeliveryState.PENDING, created__lt=older_than)
+               .values_list("pk", flat=True)[:500])
+    if ids:
+        _start(ids)
+    return len(ids)
+
+
+def backoff(retries: int) -> int:
+    """Seconds before retry number ``retries + 1``: 10, 20, 40, ... capped."""
+    return int(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** retries))
+
+
+# Payloads ---------------------------------------------------------------------------------------
+
+def alert_fields(alert: Alert) -> dict[str, Any]:
+    """The alert as the webhook body and the API show it."""
+    def iso(at: datetime | None) -> str | None:
+        return at.isoformat() if at else None
+
+    return {"code": str(alert.code), "kind": alert.kind, "severity": alert.severity, "subject": alert.subject,
+            "title": alert.title, "detail": alert.detail, "state": alert.state,
+            "account": str(alert.account.code) if alert.account_id and alert.account else None,
+            "raised_at": iso(alert.raised_at), "acknowledged_at": iso(alert.acknowledged_at),
+            "acknowledged_by": alert.acknowledged_by.username if alert.acknowledged_by_id and alert.acknowledged_by
+            else None, "resolved_at": iso(alert.resolved_at), "resolution": alert.resolution,
+            "link": alert.link}
+
+
+def payload(delivery: Delivery) -> dict[str, Any]:
+    body: dict[str, Any] = {"event": delivery.event, "delivery": str(delivery.code),
+                            "sent_at": timezone.now().isoformat()}
+    if delivery.alert is not None:
+        body["alert"] = alert_fields(delivery.alert)
+    else:
+        body["message"] = f"A test of channel {delivery.channel.name}: it works."
+    return body
+
+
+# Sending ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sent:
+    status_code: int | None
+
+
+def deliver(delivery_id: int, *, final: bool = False) -> Delivery | None:
+    """Make one attempt at a delivery; return it with its new state, or None when it is gone or
+    already settled. Raises TransientDeliveryError when it should be retried (unless ``final``:
+    then it is marked failed)."""
+    delivery = (Delivery.objects.select_related("channel", "alert__account", "alert__acknowledged_by")
+                .filter(pk=delivery_id, state__in=(DeliveryState.PENDING, DeliveryState.RETRYING)).first())
+    if delivery is None:
+        return None
+    # Claim the attempt: a second task for the same delivery (re-queued while the first waited in the
+    # broker) finds the count moved and sends nothing.
+    if Delivery.objects.filter(pk=delivery.pk, state=delivery.state, attempts=delivery.attempts).update(
+            attempts=F("attempts") + 1) != 1:
+        return None
+    delivery.attempts += 1
+    try:
+        sent = _send(delivery)
+    except TransientDeliveryError as exc:
+        _record(delivery, DeliveryState.FAILED if final else DeliveryState.RETRYING, error=str(exc),
+                status=getattr(exc, "status_code", None))
+        if final:
+            return delivery
+        raise
+    except PermanentDeliveryError as exc:
+        _record(delivery, DeliveryState.FAILED, error=str(exc), status=exc.status_code)
+        return delivery
+    _record(delivery, DeliveryState.SENT, status=sent.status_code)
+    return delivery
+
+
+class PermanentDeliveryError(Exception):
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class _TransientStatus(TransientDeliveryError):
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _record(delivery: Delivery, state: str, *, error: str = "", status: int | None = None) -> None:
+    delivery.state, delivery.error, delivery.status_code = state, error[:500], status
+    if state == DeliveryState.SENT:
+        delivery.sent_at = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).update(state=state, error=delivery.error, status_code=status,
+                                                   attempts=delivery.attempts, sent_at=delivery.sent_at)
+    log.info("delivery %s to channel %s: %s %s", delivery.code, delivery.channel.code, state, status or "")
+
+
+def _send(delivery: Delivery) -> Sent:
+    if delivery.channel.kind == ChannelKind.EMAIL:
+        return _send_email(delivery)
+    return _send_webhook(delivery)
+
+
+def _send_email(delivery: Delivery) -> Sent:
+    alert = delivery.alert
+    if alert is None:
+        subject = f"[solax-fleet] test of channel {delivery.channel.name}"
+        text = "This is a test of an alert channel. It works."
+    else:
+        verb = "resolved" if delivery.event == RESOLVED else alert.severity.upper()
+        subject = f"[solax-fleet] {verb}: {alert.title}"
+        lines = [alert.title, "", alert.detail, "", f"Kind: {alert.get_kind_display()}",
+                 f"Raised: {alert.raised_at:%Y-%m-%d %H:%M %Z}"]
+        if alert.resolved_at:
+            lines.append(f"Resolved: {alert.resolved_at:%Y-%m-%d %H:%M %Z} ({alert.resolution})")
+        text = "\n".join(lines)
+    try:
+        send_mail(subject[:200], text, settings.DEFAULT_FROM_EMAIL, [delivery.channel.target])
+    except (OSError, TimeoutError) as exc:  # smtplib's errors are OSErrors
+        raise TransientDeliveryError(f"email not sent: {type(exc).__name__}") from None
+    return Sent(None)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect answers with its own status; never followed to another host
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def _send_webhook(delivery: Delivery) -> Sent:
+    channel = delivery.channel
+    problem = webhook_url_problem(channel.target)
+    if problem is None:
+        problem = _address_problem(urlsplit(channel.target).hostname or "")
+    if problem is not None:
+        raise PermanentDeliveryError(f"not sent: {problem}")
+    try:
+        secret = channel.get_secret()
+    except ValueError:
+        raise PermanentDeliveryError("not sent: the channel's secret cannot be decrypted; create the channel again")
+    body = json.dumps(payload(delivery), separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(channel.target, data=body, method="POST", headers={  # noqa: S310 - http(s) only
+        "Content-Type": "application/json", "User-Agent": "solax-fleet-webhooks/1",
+        TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)})
+    try:
+        with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    except TimeoutError:
+        raise _TransientStatus(f"no answer within {WEBHOOK_TIMEOUT_SECONDS} s") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _TransientStatus(f"not delivered: {type(reason).__name__}: {str(reason)[:200]}") from None
+    if 200 <= status < 300:
+        return Sent(status)
+    if status in TRANSIENT_STATUS:
+        raise _TransientStatus(f"the endpoint answered {status}", status)
+    raise PermanentDeliveryError(f"the endpoint answered {status}", status)
+
+
+# Channels ----------------------------------------------------------------------------------------
+
+def send_test(channel: Channel) -> Delivery:
+    """Send a test message to the channel now (one attempt, no retry) and return its delivery."""
+    delivery = Delivery.objects.create(channel=channel, event=TEST)
+    return deliver(delivery.pk, final=True) or delivery
