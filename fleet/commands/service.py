@@ -21,8 +21,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.commands import safety
+from fleet.commands import rollout, safety
 from fleet.commands.actions import Action, CommandError, build_action
+from fleet.commands.rollout import RolloutSpec
+from fleet.commands.sending import enqueue_batch
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
 from fleet.commands.tracking import cancel_unsent, refresh
 from fleet.models import (
@@ -38,11 +40,11 @@ from fleet.models import (
     Inverter,
     Priority,
     Resolution,
+    RolloutStage,
     SolaxAccount,
     TargetKind,
 )
-from fleet.pipeline import ledger, queue
-from solax import endpoints
+from fleet.pipeline import ledger
 
 log = logging.getLogger("fleet.commands")
 
@@ -96,6 +98,8 @@ class _Resolved:
     batches: list[Batch]
     label: str
     single: bool = False  # one inverter: singleControl
+    canary_batches: int = 0  # a staged rollout: the first batches are its canary
+    canary_devices: int = 0
 
     def endpoint_of(self, batch: Batch) -> str:
         if self.kind == CommandKind.CHARGER_MODE:
@@ -112,9 +116,10 @@ class _Resolved:
 
 # Validation -----------------------------------------------------------------------------------
 
-def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _Resolved:
-    """Return the validated command, or raise CommandError naming every bad field of the target
-    and the action at once."""
+def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any],
+             staged: RolloutSpec | None = None) -> _Resolved:
+    """Return the validated command, or raise CommandError naming every bad field of the target,
+    the action and the staged rollout at once."""
     errors: dict[str, str] = {}
     devices: list[tuple[str, str]] = []
     built: Action | None = None
@@ -131,12 +136,35 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
             safety.check(account, built.kind, built.params, [sn for sn, _ in devices])
         except CommandError as exc:
             errors.update(exc.errors)
+    canary = 0
+    if staged is not None and not errors:
+        try:
+            canary = rollout.check(staged, len(devices), chargers=target.kind == TargetKind.CHARGERS)
+        except CommandError as exc:
+            errors.update(exc.errors)
     if errors or built is None:
         raise CommandError(errors)
+    label = f"{built.label} to {describe(target, devices)}"[:200]
+    if canary:
+        return _staged(account, target, built, devices, canary, label)
     resolved = ResolvedTarget(target, devices)
     return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=cover(account, resolved),
-                     label=f"{built.label} to {describe(target, devices)}"[:200],
-                     single=target.kind == TargetKind.INVERTER)
+                     label=label, single=target.kind == TargetKind.INVERTER)
+
+
+def _staged(account: SolaxAccount, target: Target, built: Action, devices: list[tuple[str, str]], canary: int,
+            label: str) -> _Resolved:
+    """A staged rollout's calls: batches of the canary's SNs first, then the fewest calls for the rest
+    (whole groups only where no canary device is in them: a group call would control it again)."""
+    canary_sns, rest_sns = rollout.pick_canary([sn for sn, _ in devices], canary)
+    canary_batches = cover(account, ResolvedTarget(Target(TargetKind.SELECTION, sns=tuple(canary_sns)),
+                                                   [(sn, "") for sn in canary_sns]))
+    rest_target = target if target.kind in (TargetKind.GROUPS, TargetKind.FLEET) else Target(
+        TargetKind.SELECTION, sns=tuple(rest_sns))
+    rest = set(rest_sns)
+    rest_batches = cover(account, ResolvedTarget(rest_target, [d for d in devices if d[0] in rest]))
+    return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=canary_batches + rest_batches,
+                     label=label, canary_batches=len(canary_batches), canary_devices=canary)
 
 
 # Planning -------------------------------------------------------------------------------------
@@ -174,11 +202,12 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
 
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
                    ip: str | None = None, source: str = "manual", retry_of: Command | None = None,
-                   start_by: datetime | None = None) -> Command:
+                   start_by: datetime | None = None, staged: RolloutSpec | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
     DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command.
-    Batches still unsent at ``start_by`` are cancelled, never sent late."""
-    resolved = _resolve(account, target, action)
+    Batches still unsent at ``start_by`` are cancelled, never sent late. With ``staged``, only the
+    canary's calls are queued; the rest wait for its results (``fleet.commands.rollout``)."""
+    resolved = _resolve(account, target, action, staged)
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
     now = timezone.now()
@@ -194,28 +223,32 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
             source=source, retry_of=retry_of, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
+            **_rollout_fields(staged, resolved),
         )
         if target.kind == TargetKind.GROUPS:
             command.groups.set(target.groups)
         dongles = dict(resolved.devices)
         group_members = _members_of([b.group for b in resolved.batches if b.group is not None], set(dongles))
-        for spec in resolved.batches:
+        for index, spec in enumerate(resolved.batches):
             members = group_members.get(spec.group.pk, []) if spec.group is not None else spec.sns
-            batch = CommandBatch.objects.create(command=command, group=spec.group, sns=spec.sns)
+            canary = index < resolved.canary_batches
+            batch = CommandBatch.objects.create(command=command, group=spec.group, sns=spec.sns, canary=canary)
             DeviceResult.objects.bulk_create(
                 (DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members),
                 batch_size=2000)
-            if not approval:
-                _enqueue(command, batch, resolved.endpoint_of(spec), _send_params(account, resolved, spec))
+            if not approval and (canary or not resolved.canary_batches):
+                enqueue_batch(command, batch)
     log.info("command %s %s: %s (%s devices, %s call(s))", command.code, "awaits approval" if approval else "queued",
              command.label, command.devices_total, len(resolved.batches))
     return command
 
 
-def _enqueue(command: Command, batch: CommandBatch, endpoint: str, params: dict[str, Any]) -> None:
-    batch.call = queue.enqueue(command.account, endpoint, params, purpose=command.label, handler="commands.sent",
-                               context={"batch": batch.pk}, origin_kind="command", origin_code=command.code)
-    batch.save(update_fields=["call"])
+def _rollout_fields(staged: RolloutSpec | None, resolved: _Resolved) -> dict[str, Any]:
+    if staged is None or not resolved.canary_batches:
+        return {}
+    return {"rollout_stage": RolloutStage.CANARY, "rollout_canary_asked": staged.asked,
+            "rollout_canary": resolved.canary_devices, "rollout_threshold": staged.threshold,
+            "rollout_auto": staged.auto}
 
 
 def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
@@ -225,23 +258,6 @@ def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
         if sn in wanted:
             members.setdefault(group_id, []).append(sn)
     return members
-
-
-def _send_params(account: SolaxAccount, resolved: _Resolved, batch: Batch) -> dict[str, Any]:
-    endpoint = resolved.endpoint_of(batch)
-    if endpoint == "pile_cmd":
-        # Built with the real callback URL so that it is validated; the pipeline adds it again at send
-        # time, as it is a secret and must not sit in the ledger.
-        params = endpoints.pile_cmd_params(batch.sns, resolved.params["chargerMode"], account.callback_url)
-        params.pop("callbackUrl")
-        return params
-    spec = dict(resolved.params)
-    if endpoint == "group_control":
-        assert batch.group is not None
-        return endpoints.group_control_params(batch.group.remote_id, spec)
-    if endpoint == "single_control":
-        return endpoints.single_control_params(batch.sns[0], spec)
-    return endpoints.batch_control_params(batch.sns, spec)
 
 
 # Operators' decisions -------------------------------------------------------------------------
@@ -330,11 +346,10 @@ def approve_command(command: Command, *, user: Any) -> Command:
         # the envelope (writes per device today, a tightened limit) may have changed while it waited
         safety.check(locked.account, locked.kind, locked.action,
                      list(locked.results.values_list("sn", flat=True)))
-        resolved = _Resolved(kind=locked.kind, params=locked.action, label=locked.label, devices=[], batches=[],
-                             single=locked.target_kind == TargetKind.INVERTER)
+        staged = bool(locked.rollout_stage)
         for batch in batches:
-            spec = Batch(batch.group, list(batch.sns))
-            _enqueue(locked, batch, resolved.endpoint_of(spec), _send_params(locked.account, resolved, spec))
+            if batch.canary or not staged:  # a staged rollout's other batches wait for the canary
+                enqueue_batch(locked, batch)
         locked.state, locked.approved_by, locked.approved_at = CommandState.QUEUED, user, timezone.now()
         locked.save(update_fields=["state", "approved_by", "approved_at"])
     log.info("command %s approved by %s", command.code, user)
