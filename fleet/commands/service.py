@@ -26,9 +26,10 @@ from fleet.commands.actions import Action, CommandError, build_action
 from fleet.commands.rollout import RolloutSpec
 from fleet.commands.sending import enqueue_batch
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
-from fleet.commands.tracking import cancel_unsent, refresh
+from fleet.commands.tracking import cancel_unsent, first_result_delay, refresh
 from fleet.models import (
     ApiCall,
+    CallAttempt,
     CallState,
     Command,
     CommandBatch,
@@ -41,6 +42,7 @@ from fleet.models import (
     Priority,
     Resolution,
     RolloutStage,
+    Schedule,
     SolaxAccount,
     TargetKind,
 )
@@ -54,20 +56,29 @@ POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
 
 @dataclass(frozen=True)
 class CostPlan:
-    """What a command will cost: its calls, when they go out, and the share of today's budget."""
+    """What a command will cost: its calls, when its first and last batch leave at the current budget
+    and queue, when every result is expected, the share of today's budget, and what to beware of."""
 
     endpoint: str  # the endpoint of most sends ("batch_control", "group_control", ...)
     devices: int
     sends: int
     polls: int
     queued_ahead: int
-    goes_out_at: datetime
+    goes_out_at: datetime  # the first batch
     day_free: int
     day_limit: int
     label: str
     batches: list[Batch] = field(default_factory=list)
     max_sns_per_call: int = 100
     needs_approval: bool = False  # over the safety envelope's size threshold: a second operator approves
+    last_leaves_at: datetime | None = None
+    results_by: datetime | None = None  # the last batch's sends plus the learned result delay
+    per_minute: int = 9  # calls a minute this account may send (its limit less the margin)
+    control_reserve: int = 0
+    canary_devices: int = 0  # a staged rollout: the canary's devices and calls
+    canary_sends: int = 0
+    canary_results_by: datetime | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def group_calls(self) -> int:
@@ -88,6 +99,10 @@ class CostPlan:
     @property
     def wait_seconds(self) -> int:
         return max(0, int((self.goes_out_at - timezone.now()).total_seconds()))
+
+    @property
+    def last_wait_seconds(self) -> int:
+        return max(0, int(((self.last_leaves_at or self.goes_out_at) - timezone.now()).total_seconds()))
 
 
 @dataclass(frozen=True)
@@ -169,33 +184,115 @@ def _staged(account: SolaxAccount, target: Target, built: Action, devices: list[
 
 # Planning -------------------------------------------------------------------------------------
 
-def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any]) -> CostPlan:
-    """Return the calls the command needs (send + estimated polls), when it would go out given the
-    queue and the budget, and its share of today's budget. Raises CommandError."""
-    resolved = _resolve(account, target, action)
-    return _plan(account, resolved)
+def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any], *,
+                 staged: RolloutSpec | None = None, start_by: datetime | None = None) -> CostPlan:
+    """Return the calls the command needs (send + estimated polls), when its first and last batch
+    would leave given the queue and the budget, when its results are expected, its share of today's
+    budget and its warnings. Raises CommandError."""
+    resolved = _resolve(account, target, action, staged)
+    return _plan(account, resolved, start_by=start_by)
 
 
-def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
+class _Slots:
+    """When the n-th call from now leaves (n = 0 is the next one), by the ledger's arithmetic: this
+    minute's free calls at once, then ``per_minute`` per minute window; past today's free calls, the
+    rolling day frees one call as each request of the last 24 hours leaves it (one query, only then)."""
+
+    def __init__(self, account: SolaxAccount, budget: ledger.Budget, start: datetime, now: datetime) -> None:
+        self.account, self.budget, self.start, self.now = account, budget, start, now
+        self.per_minute = max(1, budget.minute_limit - budget.minute_margin)
+        self.window = ledger.minute_window()
+
+    def at(self, n: int, *, start: datetime | None = None, free: int | None = None) -> datetime:
+        begin = self.start if start is None else start
+        free_now = self.budget.minute_free if free is None else free
+        when = begin
+        if n >= free_now:
+            when = begin + self.window * math.ceil((n - free_now + 1) / self.per_minute)
+        if n >= self.budget.day_free:
+            when = max(when, self._day_frees(n - self.budget.day_free + 1))
+        return when
+
+    def _day_frees(self, k: int) -> datetime:
+        """When the rolling day has room for k more calls: the k-th oldest request of the last 24 h
+        leaves it (a day from now if fewer were sent)."""
+        oldest = (CallAttempt.objects.filter(account_id=self.account.pk, sent_at__gt=self.now - ledger.DAY)
+                  .order_by("sent_at").values_list("sent_at", flat=True)[k - 1:k])
+        found = list(oldest)
+        return (found[0] if found else self.now) + ledger.DAY
+
+
+def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | None = None) -> CostPlan:
     now = timezone.now()
     sends = len(resolved.batches)
-    polls = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE * sends
+    per_batch = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE
+    polls = per_batch * sends
+    # Queued calls of equal or higher priority go first (control writes; due result polls age in
+    # between, counted below with this command's own).
     ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
                                    not_before__lte=now).count()
     budget = ledger.budget_of(account, now)
-    goes_out_at = now
-    if account.is_paused(now) and account.paused_until:
-        goes_out_at = account.paused_until
-    backlog = ahead + 1 - budget.minute_free
-    if backlog > 0:
-        per_minute = max(1, budget.minute_limit - budget.minute_margin)
-        goes_out_at = max(goes_out_at, now + timedelta(seconds=settings.SOLAX_MINUTE_SECONDS
-                                                        * math.ceil(backlog / per_minute)))
+    start = account.paused_until if account.is_paused(now) and account.paused_until else now
+    slots = _Slots(account, budget, start, now)
+    delay = first_result_delay(account)
+    first = slots.at(ahead)
+    canary = resolved.canary_batches
+    canary_results_by = None
+
+    def last_of(batches: int, offset: int, begin: datetime | None = None, free: int | None = None) -> datetime:
+        # While a fleet is sent, the queryCommand and result polls of the batches already sent go
+        # between the sends (a poll due for COMMAND_POLL_AGING_SECONDS goes before them), so each batch
+        # after the first minute's burst costs 1 + its polls of the shared minute.
+        burst = max(0, (budget.minute_free if free is None else free) - offset)
+        later = max(0, batches - 1 - burst)
+        return slots.at(offset + batches - 1 + later * per_batch, start=begin, free=free)
+
+    if canary:
+        canary_last = last_of(canary, ahead)
+        canary_results_by = canary_last + delay
+        rest = sends - canary
+        # the rest leaves once the canary's results are in, with the minute free again by then
+        last = last_of(rest, 0, begin=max(canary_results_by, canary_last + slots.window),
+                       free=slots.per_minute) if rest else canary_last
+    else:
+        last = last_of(sends, ahead)
+    results_by = last + delay
+    plan_warnings = _warnings(account, now, last, polls + sends, budget, start_by)
     return CostPlan(endpoint=resolved.endpoint, devices=len(resolved.devices), sends=sends, polls=polls,
-                    queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
+                    queued_ahead=ahead, goes_out_at=first, day_free=budget.day_free,
                     day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches,
                     max_sns_per_call=account.max_sns_per_call,
-                    needs_approval=safety.needs_approval(account, len(resolved.devices)))
+                    needs_approval=safety.needs_approval(account, len(resolved.devices)),
+                    last_leaves_at=last, results_by=results_by, per_minute=slots.per_minute,
+                    control_reserve=budget.control_reserve, canary_devices=resolved.canary_devices,
+                    canary_sends=canary, canary_results_by=canary_results_by, warnings=plan_warnings)
+
+
+def _warnings(account: SolaxAccount, now: datetime, last: datetime, calls: int, budget: ledger.Budget,
+              start_by: datetime | None) -> list[str]:
+    """What the operator should know before sending: the last batch after "must start by" or after the
+    next scheduled window; a command that eats the day's control reserve."""
+    found = []
+    zone = account.tzinfo
+
+    def shown(when: datetime) -> str:
+        return f"{timezone.localtime(when, zone):%H:%M:%S %Z}"
+
+    if start_by is not None and last > start_by:
+        found.append(f"The last batch would leave at {shown(last)}, after \"must start by\" {shown(start_by)}: "
+                     "the batches still unsent then are cancelled, not sent.")
+    edge = (Schedule.objects.filter(account=account, enabled=True, next_edge_at__gt=now)
+            .order_by("next_edge_at").only("name", "next_edge_at").first())
+    if edge is not None and edge.next_edge_at is not None and last > edge.next_edge_at:
+        found.append(f"The last batch would leave at {shown(last)}, after the next scheduled window "
+                     f"(schedule {edge.name} at {shown(edge.next_edge_at)}): its calls queue with this "
+                     "command's.")
+    left = budget.day_free - calls
+    if budget.control_reserve and left < budget.control_reserve:
+        found.append(f"This command's {calls} calls would eat into the day's control reserve "
+                     f"({budget.control_reserve} calls kept for control writes): {max(0, left)} would be left "
+                     "today, and result polls do not go out within the reserve.")
+    return found
 
 
 # Creating -------------------------------------------------------------------------------------
