@@ -78,6 +78,7 @@ class CostPlan:
     canary_devices: int = 0  # a staged rollout: the canary's devices and calls
     canary_sends: int = 0
     canary_results_by: datetime | None = None
+    result_delay_seconds: float = 0.0  # learned per account (else the default)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -265,7 +266,8 @@ def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | No
                     needs_approval=safety.needs_approval(account, len(resolved.devices)),
                     last_leaves_at=last, results_by=results_by, per_minute=slots.per_minute,
                     control_reserve=budget.control_reserve, canary_devices=resolved.canary_devices,
-                    canary_sends=canary, canary_results_by=canary_results_by, warnings=plan_warnings)
+                    canary_sends=canary, canary_results_by=canary_results_by, warnings=plan_warnings,
+                    result_delay_seconds=delay.total_seconds())
 
 
 def _warnings(account: SolaxAccount, now: datetime, last: datetime, calls: int, budget: ledger.Budget,
