@@ -173,8 +173,8 @@ def _staged(account: SolaxAccount, target: Target, built: Action, devices: list[
     """A staged rollout's calls: batches of the canary's SNs first, then the fewest calls for the rest
     (whole groups only where no canary device is in them: a group call would control it again)."""
     canary_sns, rest_sns = rollout.pick_canary([sn for sn, _ in devices], canary)
-    canary_batches = cover(account, ResolvedTarget(Target(TargetKind.SELECTION, sns=tuple(canary_sns)),
-                                                   [(sn, "") for sn in canary_sns]))
+    cap = account.max_sns_per_call  # the canary is spread over the groups: batches of its SNs
+    canary_batches = [Batch(None, canary_sns[i:i + cap]) for i in range(0, len(canary_sns), cap)]
     rest_target = target if target.kind in (TargetKind.GROUPS, TargetKind.FLEET) else Target(
         TargetKind.SELECTION, sns=tuple(rest_sns))
     rest = set(rest_sns)
@@ -204,14 +204,15 @@ class _Slots:
         self.per_minute = max(1, budget.minute_limit - budget.minute_margin)
         self.window = ledger.minute_window()
 
-    def at(self, n: int, *, start: datetime | None = None, free: int | None = None) -> datetime:
+    def at(self, n: int, *, start: datetime | None = None, free: int | None = None, before: int = 0) -> datetime:
+        """``before``: calls of today's budget spent ahead of this phase (a rollout's canary)."""
         begin = self.start if start is None else start
         free_now = self.budget.minute_free if free is None else free
         when = begin
         if n >= free_now:
             when = begin + self.window * math.ceil((n - free_now + 1) / self.per_minute)
-        if n >= self.budget.day_free:
-            when = max(when, self._day_frees(n - self.budget.day_free + 1))
+        if n + before >= self.budget.day_free:
+            when = max(when, self._day_frees(n + before - self.budget.day_free + 1))
         return when
 
     def _day_frees(self, k: int) -> datetime:
@@ -240,21 +241,25 @@ def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | No
     canary = resolved.canary_batches
     canary_results_by = None
 
-    def last_of(batches: int, offset: int, begin: datetime | None = None, free: int | None = None) -> datetime:
+    def last_of(batches: int, offset: int, begin: datetime | None = None, free: int | None = None,
+                before: int = 0) -> datetime:
         # While a fleet is sent, the queryCommand and result polls of the batches already sent go
         # between the sends (a poll due for COMMAND_POLL_AGING_SECONDS goes before them), so each batch
         # after the first minute's burst costs 1 + its polls of the shared minute.
         burst = max(0, (budget.minute_free if free is None else free) - offset)
         later = max(0, batches - 1 - burst)
-        return slots.at(offset + batches - 1 + later * per_batch, start=begin, free=free)
+        return slots.at(offset + batches - 1 + later * per_batch, start=begin, free=free, before=before)
 
     if canary:
         canary_last = last_of(canary, ahead)
         canary_results_by = canary_last + delay
         rest = sends - canary
-        # the rest leaves once the canary's results are in, with the minute free again by then
-        last = last_of(rest, 0, begin=max(canary_results_by, canary_last + slots.window),
-                       free=slots.per_minute) if rest else canary_last
+        # the rest leaves once the canary's results are in: with what is left of this minute if they come
+        # within it, else with a whole minute free again
+        spent = ahead + canary * (1 + per_batch)
+        free = (max(0, budget.minute_free - spent) if canary_results_by < start + slots.window
+                else slots.per_minute)
+        last = last_of(rest, 0, begin=canary_results_by, free=free, before=spent) if rest else canary_last
     else:
         last = last_of(sends, ahead)
     results_by = last + delay
