@@ -160,7 +160,8 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
         history = history.none()
     history = history.select_related("created_by", "group").only(
         "code", "label", "kind", "target_kind", "state", "created", "created_by__username", "group__name",
-        "devices_total", "devices_answered", "devices_succeeded", "devices_failed", "resolution", "source")
+        "devices_total", "devices_answered", "devices_succeeded", "devices_failed", "resolution", "source",
+        "rollout_stage")
     page = Paginator(history.order_by("-created", "-id"), PAGE_SIZE).get_page(get.get("page"))
     query = urlencode([(k, v) for k, v in filters.items() if v])
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CommandState.choices,

@@ -185,6 +185,8 @@ def test_the_form_plans_and_sends_a_staged_rollout_and_the_page_resumes_it(mirro
     progress = operator_client.get(f"/commands/{command.code}/", HTTP_HX_REQUEST="true",
                                    HTTP_HX_TARGET="command-progress")
     assert progress.status_code == 286  # a halted rollout waits for a click: the page stops polling
+    history = operator_client.get(f"/commands/?account={mirrored_fleet.code}").content.decode()
+    assert "rollout halted" in history
     assert viewer_client.post(f"/commands/{command.code}/rollout/").status_code == 403
     assert operator_client.get(f"/commands/{command.code}/rollout/").status_code == 405
     assert operator_client.post(f"/commands/{command.code}/rollout/").status_code == 302
