@@ -72,6 +72,7 @@ urlpatterns = [
     path("commands/<uuid:code>/", commands.command_detail, name="fleet-command-detail"),
     path("commands/<uuid:code>/resolve/", commands.command_resolve, name="fleet-command-resolve"),
     path("commands/<uuid:code>/cancel/", commands.command_cancel, name="fleet-command-cancel"),
+    path("commands/<uuid:code>/rollout/", commands.command_rollout, name="fleet-command-rollout"),
     path("commands/<uuid:code>/approve/", approvals.command_approve, name="fleet-command-approve"),
     path("approvals/", approvals.approval_list, name="fleet-approvals"),
     path("settings/safety/", org.envelope_edit, name="fleet-envelope"),

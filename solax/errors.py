@@ -18,6 +18,7 @@ __all__ = [
     "ControlValidationError",
     "HTTPStatusError",
     "InvalidTokenError",
+    "ListTooLongError",
     "NotSentError",
     "RateLimitedError",
     "RequestValidationError",
@@ -154,6 +155,21 @@ class ApiError(SolaxError):
     reached_cloud = False
 
 
+class ListTooLongError(ApiError):
+    """The cloud refused a list parameter (``snList``) as too long: a definite ``success: false`` answer,
+    so nothing executed (NOTES.md: batchTempControl states no maximum; a refusal for length executed
+    nothing and may be split and resent). ``limit`` is the maximum the answer named, if any.
+
+    Recognised by the answer's text: "The number of snList cannot exceed 100" (the shape of the cloud's
+    other parameter errors, code 1002), "snList too long", "too many SNs"."""
+
+    reached_cloud = False
+
+    def __init__(self, message: str, *, limit: int | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.limit = limit
+
+
 class RequestValidationError(SolaxError):
     """A request was refused before any HTTP; ``errors`` maps each bad field to what is wrong with it."""
 
@@ -175,6 +191,8 @@ _AUTH_CODES = frozenset({"103", "1001", "1003"})
 _AUTH_TEXTS = ("token invalid", "interface unauthorized", "no auth")
 _LOCKOUT_TEXTS = ("several violations", "prohibit calls within the next hour")
 _MINUTE_TEXTS = ("within the current minute",)
+_LIST_TOO_LONG = re.compile(r"(?i)\b(?:snlist|sns|sn list|list)\b[^.]*?(?:cannot exceed|too long|exceeds?)\D*(\d+)?"
+                            r"|too many (?:sns|serial numbers)\D*(\d+)?")
 
 
 def error_for_vendor_failure(
@@ -201,6 +219,11 @@ def error_for_vendor_failure(
         return RateLimitedError(
             text, lockout=False, retry_after=60, status=status, code=code_str, body=body, endpoint=endpoint
         )
+    too_long = _LIST_TOO_LONG.search(text)
+    if too_long and code_str not in _AUTH_CODES:
+        digits = too_long.group(1) or too_long.group(2)
+        return ListTooLongError(text, limit=int(digits) if digits else None, status=status, code=code_str,
+                                body=body, endpoint=endpoint)
     kind = AuthError if code_str in _AUTH_CODES or any(f in lowered for f in _AUTH_TEXTS) else ApiError
     return kind(text, status=status, code=code_str, body=body, endpoint=endpoint)
 
@@ -215,6 +238,7 @@ _VENDOR_WORDS: tuple[tuple[str, str], ...] = (
     ("several violations", "SolaX locked the account for an hour after repeated calls over its limit"),
     ("prohibit calls within the next hour", "SolaX locked the account for an hour after repeated calls over its limit"),
     ("within the current minute", "SolaX's limit of calls a minute was reached; the call waits and goes again"),
+    ("cannot exceed", "SolaX refused the list as too long; nothing was executed, so it is sent again in halves"),
     ("the group name already exists", "SolaX already has a group with this name"),
     ("the inverter already exists in a group", "This inverter is already in a group in SolaX"),
     ("the inverter id does not exist", "SolaX no longer has this group member; a sync will refresh the list"),

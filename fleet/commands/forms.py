@@ -10,6 +10,7 @@ from django import forms
 from django.utils import timezone
 
 from fleet.commands.actions import CommandError
+from fleet.commands.rollout import DEVICES, PERCENT, RolloutSpec
 from fleet.commands.service import CostPlan, plan_command, retry_target, stored_action
 from fleet.commands.targets import Target
 from fleet.models import Command, CommandState, Group, SavedSelection, SolaxAccount, TargetKind
@@ -58,6 +59,17 @@ class CommandForm(forms.Form):
     chargerMode = forms.TypedChoiceField(choices=[("", "—")] + [(m.value, m.name.title()) for m in PileMode],
                                          coerce=int, required=False, empty_value=None, label="Charger mode")
     retry_of = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    rollout = forms.BooleanField(required=False, label="Staged rollout: send to a canary first")
+    canary_size = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Canary",
+                                     help_text="A share (1 to 99 %) or a number of devices, sent first.")
+    canary_unit = forms.ChoiceField(choices=[(PERCENT, "% of the devices"), (DEVICES, "devices")], required=False,
+                                    initial=PERCENT, label="Canary unit")
+    failure_threshold = forms.IntegerField(required=False, min_value=1, max_value=100, initial=10,
+                                           label="Halt at failed canary devices (%)",
+                                           help_text="The rest is sent only while fewer fail.")
+    rollout_continue = forms.ChoiceField(choices=[("auto", "automatically"), ("click", "on an operator's click")],
+                                         required=False, initial="auto", label="Then continue",
+                                         widget=forms.RadioSelect)
 
     def __init__(self, *args: Any, account: SolaxAccount, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,6 +95,7 @@ class CommandForm(forms.Form):
         self.action: dict[str, Any] = {}
         self.retry_command: Command | None = None
         self.start_by: datetime | None = None
+        self.staged: RolloutSpec | None = None
 
     # which fields apply -------------------------------------------------------------------------
     def _raw(self, name: str) -> Any:
@@ -144,9 +157,13 @@ class CommandForm(forms.Form):
         elif kind in SN_KINDS and not target.sns:
             problems["sns"] = "enter at least one SN"
         action = self._action(data, problems)
-        if not problems.keys() & {"group", "groups", "selection", "sns", "superType", "mode"}:
+        staged = self._staged(data, problems)
+        minutes = data.get("start_within")
+        start_by = timezone.now() + timedelta(minutes=minutes) if minutes else None
+        if not problems.keys() & {"group", "groups", "selection", "sns", "superType", "mode", "canary_size",
+                                  "failure_threshold"}:
             try:
-                self.plan = plan_command(self.account, target, action)
+                self.plan = plan_command(self.account, target, action, staged=staged, start_by=start_by)
             except CommandError as exc:
                 problems.update(exc.errors)
         for name, message in problems.items():
@@ -160,9 +177,23 @@ class CommandForm(forms.Form):
         self.command_target = target
         self.action = action
         self.retry_command = data.get("retry_of")
-        minutes = data.get("start_within")
-        self.start_by = timezone.now() + timedelta(minutes=minutes) if minutes else None
+        self.start_by = start_by
+        self.staged = staged
         return data
+
+    def _staged(self, data: dict[str, Any], problems: dict[str, str]) -> RolloutSpec | None:
+        """The staged rollout asked for, or None; a missing size or threshold is a form error."""
+        if not data.get("rollout"):
+            return None
+        size, threshold = data.get("canary_size"), data.get("failure_threshold")
+        if size is None and "canary_size" not in self.errors:
+            problems["canary_size"] = "how many devices (or what share) go first"
+        if threshold is None and "failure_threshold" not in self.errors:
+            problems["failure_threshold"] = "at what share of failed canary devices to halt"
+        if size is None or threshold is None:
+            return None
+        return RolloutSpec(size=size, unit=data.get("canary_unit") or PERCENT, threshold=threshold,
+                           auto=data.get("rollout_continue") != "click")
 
     def _action(self, data: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
         """Return the action of the chosen kind from the fields that apply to it."""

@@ -21,12 +21,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.commands import safety
+from fleet.commands import rollout, safety
 from fleet.commands.actions import Action, CommandError, build_action
+from fleet.commands.rollout import RolloutSpec
+from fleet.commands.sending import enqueue_batch
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
-from fleet.commands.tracking import cancel_unsent, refresh
+from fleet.commands.tracking import cancel_unsent, first_result_delay, refresh
 from fleet.models import (
     ApiCall,
+    CallAttempt,
     CallState,
     Command,
     CommandBatch,
@@ -38,11 +41,12 @@ from fleet.models import (
     Inverter,
     Priority,
     Resolution,
+    RolloutStage,
+    Schedule,
     SolaxAccount,
     TargetKind,
 )
-from fleet.pipeline import ledger, queue
-from solax import endpoints
+from fleet.pipeline import ledger
 
 log = logging.getLogger("fleet.commands")
 
@@ -52,20 +56,30 @@ POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
 
 @dataclass(frozen=True)
 class CostPlan:
-    """What a command will cost: its calls, when they go out, and the share of today's budget."""
+    """What a command will cost: its calls, when its first and last batch leave at the current budget
+    and queue, when every result is expected, the share of today's budget, and what to beware of."""
 
     endpoint: str  # the endpoint of most sends ("batch_control", "group_control", ...)
     devices: int
     sends: int
     polls: int
     queued_ahead: int
-    goes_out_at: datetime
+    goes_out_at: datetime  # the first batch
     day_free: int
     day_limit: int
     label: str
     batches: list[Batch] = field(default_factory=list)
     max_sns_per_call: int = 100
     needs_approval: bool = False  # over the safety envelope's size threshold: a second operator approves
+    last_leaves_at: datetime | None = None
+    results_by: datetime | None = None  # the last batch's sends plus the learned result delay
+    per_minute: int = 9  # calls a minute this account may send (its limit less the margin)
+    control_reserve: int = 0
+    canary_devices: int = 0  # a staged rollout: the canary's devices and calls
+    canary_sends: int = 0
+    canary_results_by: datetime | None = None
+    result_delay_seconds: float = 0.0  # learned per account (else the default)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def group_calls(self) -> int:
@@ -87,6 +101,10 @@ class CostPlan:
     def wait_seconds(self) -> int:
         return max(0, int((self.goes_out_at - timezone.now()).total_seconds()))
 
+    @property
+    def last_wait_seconds(self) -> int:
+        return max(0, int(((self.last_leaves_at or self.goes_out_at) - timezone.now()).total_seconds()))
+
 
 @dataclass(frozen=True)
 class _Resolved:
@@ -96,6 +114,8 @@ class _Resolved:
     batches: list[Batch]
     label: str
     single: bool = False  # one inverter: singleControl
+    canary_batches: int = 0  # a staged rollout: the first batches are its canary
+    canary_devices: int = 0
 
     def endpoint_of(self, batch: Batch) -> str:
         if self.kind == CommandKind.CHARGER_MODE:
@@ -112,9 +132,10 @@ class _Resolved:
 
 # Validation -----------------------------------------------------------------------------------
 
-def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _Resolved:
-    """Return the validated command, or raise CommandError naming every bad field of the target
-    and the action at once."""
+def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any],
+             staged: RolloutSpec | None = None) -> _Resolved:
+    """Return the validated command, or raise CommandError naming every bad field of the target,
+    the action and the staged rollout at once."""
     errors: dict[str, str] = {}
     devices: list[tuple[str, str]] = []
     built: Action | None = None
@@ -131,54 +152,166 @@ def _resolve(account: SolaxAccount, target: Target, action: dict[str, Any]) -> _
             safety.check(account, built.kind, built.params, [sn for sn, _ in devices])
         except CommandError as exc:
             errors.update(exc.errors)
+    canary = 0
+    if staged is not None and not errors:
+        try:
+            canary = rollout.check(staged, len(devices), chargers=target.kind == TargetKind.CHARGERS)
+        except CommandError as exc:
+            errors.update(exc.errors)
     if errors or built is None:
         raise CommandError(errors)
+    label = f"{built.label} to {describe(target, devices)}"[:200]
+    if canary:
+        return _staged(account, target, built, devices, canary, label)
     resolved = ResolvedTarget(target, devices)
     return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=cover(account, resolved),
-                     label=f"{built.label} to {describe(target, devices)}"[:200],
-                     single=target.kind == TargetKind.INVERTER)
+                     label=label, single=target.kind == TargetKind.INVERTER)
+
+
+def _staged(account: SolaxAccount, target: Target, built: Action, devices: list[tuple[str, str]], canary: int,
+            label: str) -> _Resolved:
+    """A staged rollout's calls: batches of the canary's SNs first, then the fewest calls for the rest
+    (whole groups only where no canary device is in them: a group call would control it again)."""
+    canary_sns, rest_sns = rollout.pick_canary([sn for sn, _ in devices], canary)
+    cap = account.max_sns_per_call  # the canary is spread over the groups: batches of its SNs
+    canary_batches = [Batch(None, canary_sns[i:i + cap]) for i in range(0, len(canary_sns), cap)]
+    rest_target = target if target.kind in (TargetKind.GROUPS, TargetKind.FLEET) else Target(
+        TargetKind.SELECTION, sns=tuple(rest_sns))
+    rest = set(rest_sns)
+    rest_batches = cover(account, ResolvedTarget(rest_target, [d for d in devices if d[0] in rest]))
+    return _Resolved(kind=built.kind, params=built.params, devices=devices, batches=canary_batches + rest_batches,
+                     label=label, canary_batches=len(canary_batches), canary_devices=canary)
 
 
 # Planning -------------------------------------------------------------------------------------
 
-def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any]) -> CostPlan:
-    """Return the calls the command needs (send + estimated polls), when it would go out given the
-    queue and the budget, and its share of today's budget. Raises CommandError."""
-    resolved = _resolve(account, target, action)
-    return _plan(account, resolved)
+def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any], *,
+                 staged: RolloutSpec | None = None, start_by: datetime | None = None) -> CostPlan:
+    """Return the calls the command needs (send + estimated polls), when its first and last batch
+    would leave given the queue and the budget, when its results are expected, its share of today's
+    budget and its warnings. Raises CommandError."""
+    resolved = _resolve(account, target, action, staged)
+    return _plan(account, resolved, start_by=start_by)
 
 
-def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
+class _Slots:
+    """When the n-th call from now leaves (n = 0 is the next one), by the ledger's arithmetic: this
+    minute's free calls at once, then ``per_minute`` per minute window; past today's free calls, the
+    rolling day frees one call as each request of the last 24 hours leaves it (one query, only then)."""
+
+    def __init__(self, account: SolaxAccount, budget: ledger.Budget, start: datetime, now: datetime) -> None:
+        self.account, self.budget, self.start, self.now = account, budget, start, now
+        self.per_minute = max(1, budget.minute_limit - budget.minute_margin)
+        self.window = ledger.minute_window()
+
+    def at(self, n: int, *, start: datetime | None = None, free: int | None = None, before: int = 0) -> datetime:
+        """``before``: calls of today's budget spent ahead of this phase (a rollout's canary)."""
+        begin = self.start if start is None else start
+        free_now = self.budget.minute_free if free is None else free
+        when = begin
+        if n >= free_now:
+            when = begin + self.window * math.ceil((n - free_now + 1) / self.per_minute)
+        if n + before >= self.budget.day_free:
+            when = max(when, self._day_frees(n + before - self.budget.day_free + 1))
+        return when
+
+    def _day_frees(self, k: int) -> datetime:
+        """When the rolling day has room for k more calls: the k-th oldest request of the last 24 h
+        leaves it (a day from now if fewer were sent)."""
+        oldest = (CallAttempt.objects.filter(account_id=self.account.pk, sent_at__gt=self.now - ledger.DAY)
+                  .order_by("sent_at").values_list("sent_at", flat=True)[k - 1:k])
+        found = list(oldest)
+        return (found[0] if found else self.now) + ledger.DAY
+
+
+def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | None = None) -> CostPlan:
     now = timezone.now()
     sends = len(resolved.batches)
-    polls = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE * sends
+    per_batch = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE
+    polls = per_batch * sends
+    # Queued calls of equal or higher priority go first (control writes; due result polls age in
+    # between, counted below with this command's own).
     ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
                                    not_before__lte=now).count()
     budget = ledger.budget_of(account, now)
-    goes_out_at = now
-    if account.is_paused(now) and account.paused_until:
-        goes_out_at = account.paused_until
-    backlog = ahead + 1 - budget.minute_free
-    if backlog > 0:
-        per_minute = max(1, budget.minute_limit - budget.minute_margin)
-        goes_out_at = max(goes_out_at, now + timedelta(seconds=settings.SOLAX_MINUTE_SECONDS
-                                                        * math.ceil(backlog / per_minute)))
+    start = account.paused_until if account.is_paused(now) and account.paused_until else now
+    slots = _Slots(account, budget, start, now)
+    delay = first_result_delay(account)
+    first = slots.at(ahead)
+    canary = resolved.canary_batches
+    canary_results_by = None
+
+    def last_of(batches: int, offset: int, begin: datetime | None = None, free: int | None = None,
+                before: int = 0) -> datetime:
+        # While a fleet is sent, the queryCommand and result polls of the batches already sent go
+        # between the sends (a poll due for COMMAND_POLL_AGING_SECONDS goes before them), so each batch
+        # after the first minute's burst costs 1 + its polls of the shared minute.
+        burst = max(0, (budget.minute_free if free is None else free) - offset)
+        later = max(0, batches - 1 - burst)
+        return slots.at(offset + batches - 1 + later * per_batch, start=begin, free=free, before=before)
+
+    if canary:
+        canary_last = last_of(canary, ahead)
+        canary_results_by = canary_last + delay
+        rest = sends - canary
+        # the rest leaves once the canary's results are in: with what is left of this minute if they come
+        # within it, else with a whole minute free again
+        spent = ahead + canary * (1 + per_batch)
+        free = (max(0, budget.minute_free - spent) if canary_results_by < start + slots.window
+                else slots.per_minute)
+        last = last_of(rest, 0, begin=canary_results_by, free=free, before=spent) if rest else canary_last
+    else:
+        last = last_of(sends, ahead)
+    results_by = last + delay
+    plan_warnings = _warnings(account, now, last, polls + sends, budget, start_by)
     return CostPlan(endpoint=resolved.endpoint, devices=len(resolved.devices), sends=sends, polls=polls,
-                    queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
+                    queued_ahead=ahead, goes_out_at=first, day_free=budget.day_free,
                     day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches,
                     max_sns_per_call=account.max_sns_per_call,
-                    needs_approval=safety.needs_approval(account, len(resolved.devices)))
+                    needs_approval=safety.needs_approval(account, len(resolved.devices)),
+                    last_leaves_at=last, results_by=results_by, per_minute=slots.per_minute,
+                    control_reserve=budget.control_reserve, canary_devices=resolved.canary_devices,
+                    canary_sends=canary, canary_results_by=canary_results_by, warnings=plan_warnings,
+                    result_delay_seconds=delay.total_seconds())
+
+
+def _warnings(account: SolaxAccount, now: datetime, last: datetime, calls: int, budget: ledger.Budget,
+              start_by: datetime | None) -> list[str]:
+    """What the operator should know before sending: the last batch after "must start by" or after the
+    next scheduled window; a command that eats the day's control reserve."""
+    found = []
+    zone = account.tzinfo
+
+    def shown(when: datetime) -> str:
+        return f"{timezone.localtime(when, zone):%H:%M:%S %Z}"
+
+    if start_by is not None and last > start_by:
+        found.append(f"The last batch would leave at {shown(last)}, after \"must start by\" {shown(start_by)}: "
+                     "the batches still unsent then are cancelled, not sent.")
+    edge = (Schedule.objects.filter(account=account, enabled=True, next_edge_at__gt=now)
+            .order_by("next_edge_at").only("name", "next_edge_at").first())
+    if edge is not None and edge.next_edge_at is not None and last > edge.next_edge_at:
+        found.append(f"The last batch would leave at {shown(last)}, after the next scheduled window "
+                     f"(schedule {edge.name} at {shown(edge.next_edge_at)}): its calls queue with this "
+                     "command's.")
+    left = budget.day_free - calls
+    if budget.control_reserve and left < budget.control_reserve:
+        found.append(f"This command's {calls} calls would eat into the day's control reserve "
+                     f"({budget.control_reserve} calls kept for control writes): {max(0, left)} would be left "
+                     "today, and result polls do not go out within the reserve.")
+    return found
 
 
 # Creating -------------------------------------------------------------------------------------
 
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
                    ip: str | None = None, source: str = "manual", retry_of: Command | None = None,
-                   start_by: datetime | None = None) -> Command:
+                   start_by: datetime | None = None, staged: RolloutSpec | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
     DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command.
-    Batches still unsent at ``start_by`` are cancelled, never sent late."""
-    resolved = _resolve(account, target, action)
+    Batches still unsent at ``start_by`` are cancelled, never sent late. With ``staged``, only the
+    canary's calls are queued; the rest wait for its results (``fleet.commands.rollout``)."""
+    resolved = _resolve(account, target, action, staged)
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
     now = timezone.now()
@@ -194,28 +327,32 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
             source=source, retry_of=retry_of, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
+            **_rollout_fields(staged, resolved),
         )
         if target.kind == TargetKind.GROUPS:
             command.groups.set(target.groups)
         dongles = dict(resolved.devices)
         group_members = _members_of([b.group for b in resolved.batches if b.group is not None], set(dongles))
-        for spec in resolved.batches:
+        for index, spec in enumerate(resolved.batches):
             members = group_members.get(spec.group.pk, []) if spec.group is not None else spec.sns
-            batch = CommandBatch.objects.create(command=command, group=spec.group, sns=spec.sns)
+            canary = index < resolved.canary_batches
+            batch = CommandBatch.objects.create(command=command, group=spec.group, sns=spec.sns, canary=canary)
             DeviceResult.objects.bulk_create(
                 (DeviceResult(command=command, batch=batch, sn=sn, dongle_sn=dongles.get(sn, "")) for sn in members),
                 batch_size=2000)
-            if not approval:
-                _enqueue(command, batch, resolved.endpoint_of(spec), _send_params(account, resolved, spec))
+            if not approval and (canary or not resolved.canary_batches):
+                enqueue_batch(command, batch)
     log.info("command %s %s: %s (%s devices, %s call(s))", command.code, "awaits approval" if approval else "queued",
              command.label, command.devices_total, len(resolved.batches))
     return command
 
 
-def _enqueue(command: Command, batch: CommandBatch, endpoint: str, params: dict[str, Any]) -> None:
-    batch.call = queue.enqueue(command.account, endpoint, params, purpose=command.label, handler="commands.sent",
-                               context={"batch": batch.pk}, origin_kind="command", origin_code=command.code)
-    batch.save(update_fields=["call"])
+def _rollout_fields(staged: RolloutSpec | None, resolved: _Resolved) -> dict[str, Any]:
+    if staged is None or not resolved.canary_batches:
+        return {}
+    return {"rollout_stage": RolloutStage.CANARY, "rollout_canary_asked": staged.asked,
+            "rollout_canary": resolved.canary_devices, "rollout_threshold": staged.threshold,
+            "rollout_auto": staged.auto}
 
 
 def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
@@ -225,23 +362,6 @@ def _members_of(groups: list[Group], wanted: set[str]) -> dict[int, list[str]]:
         if sn in wanted:
             members.setdefault(group_id, []).append(sn)
     return members
-
-
-def _send_params(account: SolaxAccount, resolved: _Resolved, batch: Batch) -> dict[str, Any]:
-    endpoint = resolved.endpoint_of(batch)
-    if endpoint == "pile_cmd":
-        # Built with the real callback URL so that it is validated; the pipeline adds it again at send
-        # time, as it is a secret and must not sit in the ledger.
-        params = endpoints.pile_cmd_params(batch.sns, resolved.params["chargerMode"], account.callback_url)
-        params.pop("callbackUrl")
-        return params
-    spec = dict(resolved.params)
-    if endpoint == "group_control":
-        assert batch.group is not None
-        return endpoints.group_control_params(batch.group.remote_id, spec)
-    if endpoint == "single_control":
-        return endpoints.single_control_params(batch.sns[0], spec)
-    return endpoints.batch_control_params(batch.sns, spec)
 
 
 # Operators' decisions -------------------------------------------------------------------------
@@ -330,11 +450,10 @@ def approve_command(command: Command, *, user: Any) -> Command:
         # the envelope (writes per device today, a tightened limit) may have changed while it waited
         safety.check(locked.account, locked.kind, locked.action,
                      list(locked.results.values_list("sn", flat=True)))
-        resolved = _Resolved(kind=locked.kind, params=locked.action, label=locked.label, devices=[], batches=[],
-                             single=locked.target_kind == TargetKind.INVERTER)
+        staged = bool(locked.rollout_stage)
         for batch in batches:
-            spec = Batch(batch.group, list(batch.sns))
-            _enqueue(locked, batch, resolved.endpoint_of(spec), _send_params(locked.account, resolved, spec))
+            if batch.canary or not staged:  # a staged rollout's other batches wait for the canary
+                enqueue_batch(locked, batch)
         locked.state, locked.approved_by, locked.approved_at = CommandState.QUEUED, user, timezone.now()
         locked.save(update_fields=["state", "approved_by", "approved_at"])
     log.info("command %s approved by %s", command.code, user)

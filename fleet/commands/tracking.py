@@ -14,7 +14,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from fleet import events
+from fleet.commands import rollout
 from fleet.commands.actions import PILE_MODE_LABELS
+from fleet.commands.sending import enqueue_batch
 from fleet.models import (
     ApiCall,
     CallState,
@@ -26,10 +28,11 @@ from fleet.models import (
     DeviceState,
     Inverter,
     Priority,
+    RolloutStage,
 )
 from fleet.pipeline import handlers, queue
 from solax import endpoints
-from solax.errors import SolaxError
+from solax.errors import ListTooLongError, SolaxError
 from solax.parsing import parse_envelope
 
 log = logging.getLogger("fleet.commands")
@@ -145,6 +148,11 @@ def on_sent(call: ApiCall, outcome: handlers.Outcome) -> None:
                 _poll(batch, "query_command", endpoints.query_command_params(vendor_id), "commands.task")
             refresh(command)
             return
+    if (outcome.state == CallState.FAILED and isinstance(outcome.error, ListTooLongError)
+            and batch.group_id is None and len(batch.sns) > 1):
+        _split(batch, outcome.error, now)
+        refresh(command)
+        return
     state = DeviceState.UNKNOWN if outcome.state == CallState.UNKNOWN else DeviceState.FAILED
     batch.state = CommandState.UNKNOWN if state == DeviceState.UNKNOWN else CommandState.FAILED
     batch.save(update_fields=["state"])
@@ -153,6 +161,34 @@ def on_sent(call: ApiCall, outcome: handlers.Outcome) -> None:
         text = f"delivery unknown: {text}"
     results.update(state=state, answer=text[:500], answered_at=now)
     refresh(command)
+
+
+def _split(batch: CommandBatch, error: ListTooLongError, now: datetime) -> None:
+    """The cloud refused the batch's SN list as too long: a definite answer, nothing executed. So this
+    is not a resend of an uncertain write: the batch keeps the first half of its SNs, a new batch (of
+    the same stage) takes the second, and both are queued again; a half refused again halves again.
+    A command cancelled or past its "must start by" meanwhile sends neither."""
+    command = batch.command
+    if command.state == CommandState.CANCELLED or (command.start_by is not None and command.start_by <= now):
+        batch.state = CommandState.CANCELLED
+        batch.save(update_fields=["state"])
+        reason = "cancelled" if command.state == CommandState.CANCELLED else "too late"
+        DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING).update(
+            state=DeviceState.NOT_SENT, answer=f"not sent: SolaX refused the list as too long, then {reason}",
+            answered_at=now)
+        return
+    sns = list(batch.sns)
+    half = (len(sns) + 1) // 2
+    first, second = sns[:half], sns[half:]
+    batch.sns, batch.call = first, None
+    batch.save(update_fields=["sns", "call"])
+    other = CommandBatch.objects.create(command=command, group=None, sns=second, canary=batch.canary)
+    for i in range(0, len(second), 5000):
+        DeviceResult.objects.filter(batch=batch, sn__in=second[i:i + 5000]).update(batch=other)
+    enqueue_batch(command, batch)
+    enqueue_batch(command, other)
+    log.info("command %s: SolaX refused %s SNs as too long (%s); sent again as %s + %s", command.code,
+             len(sns), error.limit or "no limit named", len(first), len(second))
 
 
 @handlers.register("commands.task")
@@ -358,6 +394,8 @@ def refresh(command: Command) -> Command:
     Command.objects.filter(pk=command.pk).update(**{name: getattr(command, name) for name in fields})
     if state != previous or command.resolution:
         events.send(events.command_state_changed, Command, command=command, previous=previous)
+    if command.rollout_stage == RolloutStage.CANARY and state not in (CommandState.APPROVAL, CommandState.CANCELLED):
+        rollout.evaluate(command)  # after the UPDATE: this row lock orders two workers' recounts
     return command
 
 
@@ -416,13 +454,25 @@ def cancel_unsent(command: Command, reason: str) -> int:
     """Cancel the command's batches that have not left (their control call is still queued): never
     sent, their devices "not sent". A call already being sent is left to finish. Returns how many."""
     cancelled = 0
+    now = timezone.now()
     for batch in CommandBatch.objects.filter(command=command, state=CommandState.QUEUED).select_related("call"):
-        if batch.call is None or not queue.cancel(batch.call):  # its handler marks it cancelled
+        if batch.call is None:
+            if command.state == CommandState.APPROVAL:
+                continue  # not queued until approved; a rejection settles it
+            # held by a staged rollout: never queued, so cancelled here
+            batch.state = CommandState.CANCELLED
+            batch.save(update_fields=["state"])
+            DeviceResult.objects.filter(batch=batch, state=DeviceState.PENDING).update(
+                state=DeviceState.NOT_SENT, answer=f"not sent: {reason}"[:500], answered_at=now)
+            cancelled += 1
+            continue
+        if not queue.cancel(batch.call):  # its handler marks it cancelled
             continue
         DeviceResult.objects.filter(batch=batch, state=DeviceState.NOT_SENT).update(
             answer=f"not sent: {reason}"[:500])
         cancelled += 1
     if cancelled:
+        rollout.cancelled(command, reason)
         refresh(command)
     return cancelled
 
@@ -466,6 +516,7 @@ def check_missing_callbacks(now: datetime | None = None) -> int:
 def tick() -> dict[str, int]:
     """The beat tick of commands: expire batches past their deadline, cancel batches that would go
     out after their command's "must start by", check chargers whose callbacks stayed away."""
-    return {"expired": expire_due(), "too_late": cancel_late(), "pile_checks": check_missing_callbacks()}
+    return {"expired": expire_due(), "too_late": cancel_late(), "pile_checks": check_missing_callbacks(),
+            "rollouts": rollout.tick()}
 
 

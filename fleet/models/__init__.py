@@ -22,6 +22,7 @@ from fleet.models.commands import (
     DeviceResult,
     DeviceState,
     Resolution,
+    RolloutStage,
     SafetyEnvelope,
     TargetKind,
 )
@@ -48,6 +49,6 @@ __all__ = [
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
     "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
-    "PriceSeries", "PriceSource", "PriceZone", "Priority", "Resolution", "Role", "SafetyEnvelope",
+    "PriceSeries", "PriceSource", "PriceZone", "Priority", "Resolution", "Role", "RolloutStage", "SafetyEnvelope",
     "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
 ]

@@ -51,6 +51,16 @@ class Resolution(models.TextChoices):
     SENT_AGAIN = "sent_again", "sent again on purpose"
 
 
+class RolloutStage(models.TextChoices):
+    """A staged rollout: the canary batches go first; the rest is held until their results are known."""
+
+    CANARY = "canary", "canary sent, waiting for its results"
+    PASSED = "passed", "canary passed, waiting for an operator to continue"
+    HALTED = "halted", "halted"
+    CONTINUED = "continued", "continued to the rest"
+    CANCELLED = "cancelled", "cancelled"
+
+
 class Command(models.Model):
     account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="commands", db_index=False)
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -87,6 +97,17 @@ class Command(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    # Staged rollout (empty stage: none): the canary's size as asked ("10 %", "20 devices") and in
+    # devices, the failure share (percent) at which it halts, and whether it continues by itself.
+    rollout_stage = models.CharField(max_length=10, choices=RolloutStage.choices, blank=True)
+    rollout_canary_asked = models.CharField(max_length=20, blank=True)
+    rollout_canary = models.PositiveIntegerField(default=0)
+    rollout_threshold = models.PositiveSmallIntegerField(default=0)
+    rollout_auto = models.BooleanField(default=True)
+    rollout_note = models.CharField(max_length=200, blank=True)  # "halted: 3 of 20 canary devices failed ..."
+    rollout_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
+                                           related_name="+")
+    rollout_decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -117,6 +138,8 @@ class CommandBatch(models.Model):
     deadline = models.DateTimeField(null=True, blank=True)
     # Answers for SNs the mirror does not know (SN -> the vendor's text): recorded, never dropped.
     unmatched = models.JSONField(default=dict, blank=True)
+    # A staged rollout's canary batch (sent first); the others are held (no call) until it passes.
+    canary = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["task_id"], name="batch_task")]

@@ -33,7 +33,8 @@ def command_approve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     try:
         if decision == "approve":
             service.approve_command(command, user=request.user)
-            messages.success(request, f"Approved: {command.label}. Its calls are queued.")
+            staged = " (the canary's first; the rest after its results)" if command.rollout_stage else ""
+            messages.success(request, f"Approved: {command.label}. Its calls are queued{staged}.")
         elif decision == "reject":
             service.reject_command(command, user=request.user)
             messages.success(request, f"Rejected: {command.label}. Nothing was sent.")

@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from fleet.accounts import once
 from fleet.accounts.access import account_choice, command_for_user, current_membership, require_operator
-from fleet.commands import service, tracking
+from fleet.commands import rollout, service, tracking
 from fleet.commands.actions import CommandError
 from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import (
@@ -29,6 +29,7 @@ from fleet.models import (
     CommandState,
     DeviceState,
     Membership,
+    RolloutStage,
     SolaxAccount,
     TargetKind,
 )
@@ -73,7 +74,8 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
             command = service.create_command(account, target, form.action, user=request.user,
                                               ip=_client_ip(request),
                                               source="retry" if form.retry_command else "manual",
-                                              retry_of=form.retry_command, start_by=form.start_by)
+                                              retry_of=form.retry_command, start_by=form.start_by,
+                                              staged=form.staged)
             claimed.done(reverse("fleet-command-detail", args=[command.code]))
     except once.AlreadyDone as done:
         return once.replay(request, done)
@@ -158,7 +160,8 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
         history = history.none()
     history = history.select_related("created_by", "group").only(
         "code", "label", "kind", "target_kind", "state", "created", "created_by__username", "group__name",
-        "devices_total", "devices_answered", "devices_succeeded", "devices_failed", "resolution", "source")
+        "devices_total", "devices_answered", "devices_succeeded", "devices_failed", "resolution", "source",
+        "rollout_stage")
     page = Paginator(history.order_by("-created", "-id"), PAGE_SIZE).get_page(get.get("page"))
     query = urlencode([(k, v) for k, v in filters.items() if v])
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CommandState.choices,
@@ -186,15 +189,18 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     membership = current_membership(request)
     command = command_for_user(request, code)
     done = command.state not in ACTIVE_COMMAND_STATES
+    # a rollout that waits for an operator changes only when one clicks: no need to poll it
+    waiting = command.rollout_stage in (RolloutStage.HALTED, RolloutStage.PASSED)
     batches = _batch_counts(command)
-    context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches,
+    context: dict[str, object] = {"command": command, "done": done or waiting, "membership": membership,
+                                  "batches": batches, "rollout": _rollout_view(command, batches),
                                   "unmatched": tracking.unmatched_answers(command)}
     if command.state == CommandState.UNKNOWN and not command.resolution and membership.can_operate:
         context["resolve_once"] = once.issue(request, f"resolve:{command.code}")
     if request.htmx and request.htmx.target == "command-progress":
         response = render(request, "fleet/command_detail.html#progress", context)
         # 286 tells htmx to stop polling; the last state is still swapped in
-        return HttpResponseStopPolling(response.content) if done else response
+        return HttpResponseStopPolling(response.content) if done or waiting else response
     state = request.GET.get("state", "")
     q = request.GET.get("q", "").strip()[:40]
     results = command.results.only("command_id", "sn", "dongle_sn", "state", "answer", "answered_at")
@@ -218,6 +224,31 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     if request.htmx and request.htmx.target == "device-results":
         return render(request, "fleet/command_detail.html#devices", context)
     return render(request, "fleet/command_detail.html", context)
+
+
+def _rollout_view(command: Command, batches: dict[str, int]) -> dict[str, object] | None:
+    """What the detail page says of a staged rollout (no query: the counts are on the command)."""
+    if not command.rollout_stage:
+        return None
+    return {"stage": command.rollout_stage, "stage_label": command.get_rollout_stage_display(),
+            "canary": command.rollout_canary, "asked": command.rollout_canary_asked,
+            "threshold": command.rollout_threshold, "auto": command.rollout_auto, "note": command.rollout_note,
+            "can_continue": command.rollout_stage in (RolloutStage.HALTED, RolloutStage.PASSED),
+            "held": command.rollout_stage in rollout.WAITING and batches["unsent"] > 0}
+
+
+@require_POST
+def command_rollout(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
+    """An operator continues a staged rollout that halted, or passed and waits for a click."""
+    require_operator(request)
+    command = command_for_user(request, code)
+    try:
+        rollout.resume(command, user=request.user)
+    except CommandError as exc:
+        messages.error(request, "; ".join(exc.errors.values()))
+    else:
+        messages.success(request, "Continued: the rest of the devices are queued.")
+    return redirect("fleet-command-detail", code=command.code)
 
 
 @require_POST

@@ -90,6 +90,9 @@ class SimConfig:
     # request rules
     max_page_size: int = 1000  # larger `size` is capped silently (any value: a cloud may cap at 50 or 100)
     max_sns: int = 100  # regsn, pileCmd and batchTempControl
+    # The most SNs one batchTempControl takes (0: max_sns). Beyond it the call is refused before anything
+    # executes: {"success": false, "code": 1002, "exception": "The number of snList cannot exceed N"}.
+    batch_cap: int = 0
     time_scale: float = 1.0  # speeds up battery SoC and charger energy
 
     # the documents' quirks, on by default
@@ -143,6 +146,8 @@ class SimConfig:
             raise ValueError("pile_power_key must be chargingPower, ChargingPower or mixed")
         if self.id_style not in ID_STYLES:
             raise ValueError(f"id_style must be one of {', '.join(ID_STYLES)}")
+        if self.batch_cap < 0 or self.max_sns < 1:
+            raise ValueError("batch_cap must be >= 0 (0: max_sns), max_sns >= 1")
         if self.page_delay < 0 or self.count_change_every < 0 or self.max_page_size < 1:
             raise ValueError("page_delay and count_change_every must be >= 0, max_page_size >= 1")
         if not self.tokens:

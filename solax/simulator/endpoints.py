@@ -86,7 +86,9 @@ def single_control(t: Tenant, p: Params, ctx: Context) -> Reply:
 
 
 def batch_control(t: Tenant, p: Params, ctx: Context) -> Reply:
-    sns = v.sn_list(p.get("snList"), "snList", ctx.config.max_sns)
+    # Refused as a whole past the batch cap (code 1002, "The number of snList cannot exceed N"):
+    # checked before anything else, nothing executes.
+    sns = v.sn_list(p.get("snList"), "snList", ctx.config.batch_cap or ctx.config.max_sns)
     params = v.control(p)
     targets = [t.bound_inverter(sn) for sn in dict.fromkeys(sns)]
     return Reply.json(ok(ctx.id_out(t.commands.control(targets, params), True)))
