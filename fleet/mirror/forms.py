@@ -70,6 +70,51 @@ class UngroupedAddForm(SnForm):
         return group
 
 
+PART_SN_RE = re.compile(r"^[A-Za-z0-9]{2,40}$")
+
+
+class CloudLookupForm(forms.Form):
+    """Look a device up with the cloud's fuzzy member query: part of its dongle or inverter SN, asked in
+    one of the account's groups (the query needs one; the first by name when none is chosen)."""
+
+    wifi_sn = forms.CharField(required=False, max_length=40, strip=True,
+                              error_messages={"max_length": "An SN has at most 40 characters."})
+    inverter_sn = forms.CharField(required=False, max_length=40, strip=True,
+                                  error_messages={"max_length": "An SN has at most 40 characters."})
+    group = forms.UUIDField(required=False, error_messages={"invalid": "Choose one of this account's groups."})
+
+    def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def _part(self, field: str, what: str) -> str:
+        text: str = self.cleaned_data[field]
+        if text and not PART_SN_RE.fullmatch(text):
+            raise ValidationError(f"{text!r} is not part of a {what}: 2-40 letters or digits, no spaces.")
+        return text.upper()
+
+    def clean_wifi_sn(self) -> str:
+        return self._part("wifi_sn", "dongle SN")
+
+    def clean_inverter_sn(self) -> str:
+        return self._part("inverter_sn", "inverter SN")
+
+    def clean_group(self) -> Group | None:
+        groups = Group.objects.filter(account=self.account, removed=False)
+        code = self.cleaned_data["group"]
+        group = (groups.filter(code=code) if code else groups.order_by("name", "pk")).first()
+        if group is None:
+            raise ValidationError("Choose one of this account's groups." if code else
+                                  "The cloud's member search asks within a group: create a group first.")
+        return group
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors and not data.get("wifi_sn") and not data.get("inverter_sn"):
+            raise ValidationError("Enter part of a dongle SN or an inverter SN.")
+        return data
+
+
 class SelectionForm(forms.Form):
     """Ticked rows: their codes, resolved by the view against the organization's own objects."""
 

@@ -14,7 +14,7 @@ from fleet.models.commands import (
     SafetyEnvelope,
     TargetKind,
 )
-from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
+from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun, UngroupedDevice
 from fleet.models.once import OnceKey
 from fleet.models.prices import (
     DayPlan,
@@ -36,5 +36,5 @@ __all__ = [
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
     "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
     "PriceSeries", "PriceSource", "PriceZone", "Priority", "Resolution", "Role", "SafetyEnvelope",
-    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
+    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind", "UngroupedDevice",
 ]
