@@ -48,5 +48,10 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('account', 'dongle_sn', 'inverter_sn'), name='ungrouped_device')],
             },
         ),
+        migrations.AddIndex(
+            model_name='inverter',
+            index=models.Index(condition=models.Q(('removed', True)), fields=['account', 'inverter_sn'],
+                               name='member_left'),
+        ),
         migrations.RunPython(bound_dongles, migrations.RunPython.noop),
     ]

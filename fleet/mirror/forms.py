@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from typing import Any
 
 from django import forms
@@ -54,20 +55,33 @@ class SnForm(forms.Form):
         return clean_sn_text(self.cleaned_data["sn"], "inverter SN")
 
 
+def account_group(account: SolaxAccount | None, text: str) -> Group:
+    """Return the account's group named by its code or its exact name; ValidationError otherwise."""
+    groups = Group.objects.filter(account=account, removed=False)
+    try:
+        found = list(groups.filter(code=uuid.UUID(text))[:1])
+    except ValueError:
+        found = list(groups.filter(name=text)[:2])
+    if len(found) > 1:
+        raise ValidationError(f"Several groups are named {text!r}: choose one on its own page.")
+    if not found:
+        raise ValidationError("Choose one of this account's groups.")
+    return found[0]
+
+
 class UngroupedAddForm(SnForm):
     """Add an ungrouped device to one of the account's groups (by the group's code)."""
 
-    group = forms.UUIDField(error_messages={"required": "Choose a group.", "invalid": "Choose a group."})
+    # the group's code (a select) or its exact name (typed, from a list of names: a page of a large
+    # fleet carries one list of names, not a select of every group in each row)
+    group = forms.CharField(max_length=100, strip=True, error_messages={"required": "Choose a group."})
 
     def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
 
     def clean_group(self) -> Group:
-        group = Group.objects.filter(account=self.account, code=self.cleaned_data["group"], removed=False).first()
-        if group is None:
-            raise ValidationError("Choose one of this account's groups.")
-        return group
+        return account_group(self.account, self.cleaned_data["group"])
 
 
 PART_SN_RE = re.compile(r"^[A-Za-z0-9]{2,40}$")
@@ -81,7 +95,7 @@ class CloudLookupForm(forms.Form):
                               error_messages={"max_length": "An SN has at most 40 characters."})
     inverter_sn = forms.CharField(required=False, max_length=40, strip=True,
                                   error_messages={"max_length": "An SN has at most 40 characters."})
-    group = forms.UUIDField(required=False, error_messages={"invalid": "Choose one of this account's groups."})
+    group = forms.CharField(required=False, max_length=100, strip=True)
 
     def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,12 +114,12 @@ class CloudLookupForm(forms.Form):
         return self._part("inverter_sn", "inverter SN")
 
     def clean_group(self) -> Group | None:
-        groups = Group.objects.filter(account=self.account, removed=False)
-        code = self.cleaned_data["group"]
-        group = (groups.filter(code=code) if code else groups.order_by("name", "pk")).first()
+        text = self.cleaned_data["group"]
+        if text:
+            return account_group(self.account, text)
+        group = Group.objects.filter(account=self.account, removed=False).order_by("name", "pk").first()
         if group is None:
-            raise ValidationError("Choose one of this account's groups." if code else
-                                  "The cloud's member search asks within a group: create a group first.")
+            raise ValidationError("The cloud's member search asks within a group: create a group first.")
         return group
 
     def clean(self) -> dict[str, Any]:

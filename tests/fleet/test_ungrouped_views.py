@@ -51,7 +51,8 @@ def test_bad_adds_are_form_errors_and_queue_nothing(operator_client, mirrored_fl
     taken = group.members.first().inverter_sn
     before = ApiCall.objects.count()
     for data, text in (({"group": str(theirs.code), "sn": "H4AA0000000001"}, b"this account&#x27;s groups"),
-                       ({"group": "nope", "sn": "H4AA0000000001"}, b"Choose a group"),
+                       ({"group": "nope", "sn": "H4AA0000000001"}, b"this account&#x27;s groups"),
+                       ({"group": "", "sn": "H4AA0000000001"}, b"Choose a group"),
                        ({"group": str(group.code), "sn": ""}, b"Enter an inverter SN"),
                        ({"group": str(group.code), "sn": taken}, b"a member of a group already")):
         response = operator_client.post("/inverters/ungrouped/add/", {"account": str(mirrored_fleet.code), **data})
@@ -145,6 +146,20 @@ def _many_ungrouped(account, n: int) -> None:  # type: ignore[no-untyped-def]
     UngroupedDevice.objects.create(account=account, dongle_sn=current.dongle_sn, source="bound")
     Inverter.objects.create(account=account, group=group, remote_id="800000001", inverter_sn=current.inverter_sn,
                             removed=True)
+
+
+def test_a_large_account_gets_one_list_of_group_names_and_adds_by_name(operator_client, mirrored_fleet, simulator):
+    Group.objects.bulk_create([Group(account=mirrored_fleet, remote_id=f"5{i:05d}", name=f"Extra {i:02d}")
+                               for i in range(40)])
+    free = simulator.sim.tenant().summary()["ungrouped_inverters"][2]
+    ungrouped.record_bound(mirrored_fleet.pk, [simulator.sim.device(free)["wifiSn"]])
+    page = operator_client.get("/inverters/ungrouped/").content.decode()
+    assert page.count('<datalist id="group-names">') == 1 and "<select name=\"group\"" not in page
+    group = Group.objects.filter(account=mirrored_fleet).exclude(name__startswith="Extra").first()
+    response = operator_client.post("/inverters/ungrouped/add/", {"account": str(mirrored_fleet.code),
+                                                                 "group": group.name, "sn": free})
+    assert response.status_code == 302 and response["Location"] == f"/groups/{group.code}/"
+    assert ApiCall.objects.get(endpoint="inverter_add").params["groupId"] == group.remote_id
 
 
 def test_the_page_counts_and_pages_in_sql(operator_client, mirrored_fleet, django_assert_num_queries):
