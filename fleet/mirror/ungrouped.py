@@ -11,7 +11,7 @@ from what the mirror learned elsewhere.
 - inverters that left a group (their removed member rows) and are in no other group: both SNs.
 
 The page is one SQL query (a UNION of the two sources, every exclusion a correlated EXISTS on the
-member indexes) plus its count: nothing is gathered in Python, whatever the size of the fleet.
+member indexes, each a NOT EXISTS the database runs as an anti-join) plus its count: nothing is gathered in Python, whatever the size of the fleet.
 """
 
 from __future__ import annotations
@@ -44,15 +44,15 @@ def ungrouped_devices(account: SolaxAccount, q: str = "") -> QuerySet[Any]:
     left_rows = Inverter.objects.filter(account=account, removed=True)
     left = (left_rows
             .exclude(Exists(current.filter(inverter_sn=OuterRef("inverter_sn"))))
-            .exclude(Exists(current.filter(dongle_sn=OuterRef("dongle_sn"))) & ~Q(dongle_sn=""))
+            .exclude(Exists(current.filter(dongle_sn=OuterRef("dongle_sn")).exclude(dongle_sn="")))
             # one row per inverter SN: the latest member row it left
             .exclude(Exists(left_rows.filter(inverter_sn=OuterRef("inverter_sn"), pk__gt=OuterRef("pk")))))
     known = (UngroupedDevice.objects.filter(account=account)
-             .exclude(Exists(current.filter(dongle_sn=OuterRef("dongle_sn"))) & ~Q(dongle_sn=""))
-             .exclude(Exists(current.filter(inverter_sn=OuterRef("inverter_sn"))) & ~Q(inverter_sn=""))
+             .exclude(Exists(current.filter(dongle_sn=OuterRef("dongle_sn")).exclude(dongle_sn="")))
+             .exclude(Exists(current.filter(inverter_sn=OuterRef("inverter_sn")).exclude(inverter_sn="")))
              # a device that left a group is listed once, as such
-             .exclude(Exists(left_rows.filter(dongle_sn=OuterRef("dongle_sn"))) & ~Q(dongle_sn=""))
-             .exclude(Exists(left_rows.filter(inverter_sn=OuterRef("inverter_sn"))) & ~Q(inverter_sn="")))
+             .exclude(Exists(left_rows.filter(dongle_sn=OuterRef("dongle_sn")).exclude(dongle_sn="")))
+             .exclude(Exists(left_rows.filter(inverter_sn=OuterRef("inverter_sn")).exclude(inverter_sn=""))))
     if q:
         left = left.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q))
         known = known.filter(Q(inverter_sn__icontains=q) | Q(dongle_sn__icontains=q))
