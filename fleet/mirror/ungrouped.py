@@ -10,8 +10,9 @@ from what the mirror learned elsewhere.
   (``request_lookup``), recorded as ``UngroupedDevice`` rows (source "cloud") with both SNs;
 - inverters that left a group (their removed member rows) and are in no other group: both SNs.
 
-The page is one SQL query (a UNION of the two sources, every exclusion a correlated EXISTS on the
-member indexes, each a NOT EXISTS the database runs as an anti-join) plus its count: nothing is gathered in Python, whatever the size of the fleet.
+The page is one SQL query (a UNION of the two sources, every exclusion a NOT EXISTS on the member
+indexes, which the database runs as an anti-join) plus its count: nothing is gathered in Python,
+whatever the size of the fleet.
 """
 
 from __future__ import annotations
