@@ -108,5 +108,6 @@ urlpatterns = [
     path("binding/", bindings.binding, name="fleet-binding"),
     path("inverters/ungrouped/", ungrouped.ungrouped, name="fleet-ungrouped"),
     path("inverters/ungrouped/add/", ungrouped.ungrouped_add, name="fleet-ungrouped-add"),
+    path("inverters/ungrouped/lookup/", ungrouped.ungrouped_lookup, name="fleet-ungrouped-lookup"),
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
+from fleet.mirror import ungrouped
 from fleet.models import ApiCall, BindingRequest, CallState, Priority, SolaxAccount
 from fleet.pipeline import handlers, queue
 from solax import endpoints
@@ -77,6 +78,8 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
         request.already_bound, request.unknown = result.already_bound, result.unknown
         request.state = "done"
         request.error = ""
+        # the account holds these dongles now: they are listed as ungrouped at once
+        ungrouped.record_bound(request.account_id, [*result.bound, *result.already_bound])
     else:
         request.state = "unknown" if outcome.state == CallState.UNKNOWN else "failed"
         text = str(outcome.error) if outcome.error else ""

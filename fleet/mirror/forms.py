@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from typing import Any
 
 from django import forms
@@ -54,20 +55,78 @@ class SnForm(forms.Form):
         return clean_sn_text(self.cleaned_data["sn"], "inverter SN")
 
 
+def account_group(account: SolaxAccount | None, text: str) -> Group:
+    """Return the account's group named by its code or its exact name; ValidationError otherwise."""
+    groups = Group.objects.filter(account=account, removed=False)
+    try:
+        found = list(groups.filter(code=uuid.UUID(text))[:1])
+    except ValueError:
+        found = list(groups.filter(name=text)[:2])
+    if len(found) > 1:
+        raise ValidationError(f"Several groups are named {text!r}: choose one on its own page.")
+    if not found:
+        raise ValidationError("Choose one of this account's groups.")
+    return found[0]
+
+
 class UngroupedAddForm(SnForm):
     """Add an ungrouped device to one of the account's groups (by the group's code)."""
 
-    group = forms.UUIDField(error_messages={"required": "Choose a group.", "invalid": "Choose a group."})
+    # the group's code (a select) or its exact name (typed, from a list of names: a page of a large
+    # fleet carries one list of names, not a select of every group in each row)
+    group = forms.CharField(max_length=100, strip=True, error_messages={"required": "Choose a group."})
 
     def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.account = account
 
     def clean_group(self) -> Group:
-        group = Group.objects.filter(account=self.account, code=self.cleaned_data["group"], removed=False).first()
+        return account_group(self.account, self.cleaned_data["group"])
+
+
+PART_SN_RE = re.compile(r"^[A-Za-z0-9]{2,40}$")
+
+
+class CloudLookupForm(forms.Form):
+    """Look a device up with the cloud's fuzzy member query: part of its dongle or inverter SN, asked in
+    one of the account's groups (the query needs one; the first by name when none is chosen)."""
+
+    wifi_sn = forms.CharField(required=False, max_length=40, strip=True,
+                              error_messages={"max_length": "An SN has at most 40 characters."})
+    inverter_sn = forms.CharField(required=False, max_length=40, strip=True,
+                                  error_messages={"max_length": "An SN has at most 40 characters."})
+    group = forms.CharField(required=False, max_length=100, strip=True)
+
+    def __init__(self, *args: Any, account: SolaxAccount | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+
+    def _part(self, field: str, what: str) -> str:
+        text: str = self.cleaned_data[field]
+        if text and not PART_SN_RE.fullmatch(text):
+            raise ValidationError(f"{text!r} is not part of a {what}: 2-40 letters or digits, no spaces.")
+        return text.upper()
+
+    def clean_wifi_sn(self) -> str:
+        return self._part("wifi_sn", "dongle SN")
+
+    def clean_inverter_sn(self) -> str:
+        return self._part("inverter_sn", "inverter SN")
+
+    def clean_group(self) -> Group | None:
+        text = self.cleaned_data["group"]
+        if text:
+            return account_group(self.account, text)
+        group = Group.objects.filter(account=self.account, removed=False).order_by("name", "pk").first()
         if group is None:
-            raise ValidationError("Choose one of this account's groups.")
+            raise ValidationError("The cloud's member search asks within a group: create a group first.")
         return group
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.errors and not data.get("wifi_sn") and not data.get("inverter_sn"):
+            raise ValidationError("Enter part of a dongle SN or an inverter SN.")
+        return data
 
 
 class SelectionForm(forms.Form):

@@ -56,6 +56,30 @@ def page_size() -> int:
     return settings.FLEET_SYNC_PAGE_SIZE
 
 
+def planned_size(account: SolaxAccount) -> int:
+    """The items a page will bring back: the size asked, or less if the cloud capped pages of this
+    account the last time (``SolaxAccount.sync_page_cap``, learned by ``learn_cap``)."""
+    cap = account.sync_page_cap
+    return min(page_size(), cap) if cap else page_size()
+
+
+def learn_cap(account: SolaxAccount, number: int, asked: int, step: Step) -> None:
+    """Remember the page size the cloud actually returns: a first page shorter than asked and than
+    the count shows the cap; a first page bringing more items than the cap shows it is gone."""
+    cap: int | None
+    if number != 1:
+        return
+    if step.more and step.size < asked:
+        cap = step.size
+    elif account.sync_page_cap and step.seen > account.sync_page_cap:
+        cap = None
+    else:
+        return
+    if account.sync_page_cap != cap:
+        SolaxAccount.objects.filter(pk=account.pk).update(sync_page_cap=cap)
+        account.sync_page_cap = cap
+
+
 def start_sync(account: SolaxAccount, *, full: bool = False) -> SyncRun:
     """Start a sync of the account unless one is running; return the running or the new SyncRun.
 
@@ -84,7 +108,7 @@ def _enqueue_group_page(run: SyncRun, number: int, *, full: bool, read: dict[str
 
 
 def _enqueue_member_page(run: SyncRun | None, group: Group, number: int, *, full: bool,
-                         read: dict[str, Any] | None = None) -> None:
+                         read: dict[str, Any] | None = None, planned: int | None = None) -> None:
     """Queue a page of a group's members: for a run (READ priority), or without one (``run`` None) the
     re-read after a local write, at MANAGEMENT priority so that the dongle SN arrives soon."""
     read = read or {}
@@ -96,7 +120,8 @@ def _enqueue_member_page(run: SyncRun | None, group: Group, number: int, *, full
         priority=Priority.READ if run is not None else Priority.MANAGEMENT,
         handler="sync.member_page",
         context={"run": run.pk if run is not None else None, "group": group.pk, "remote_id": group.remote_id,
-                 "name": group.name, "count": group.device_count, "page": number, "full": full, **read},
+                 "name": group.name, "count": group.device_count, "page": number, "full": full,
+                 **({"planned": planned} if planned else {}), **read},
         origin_kind=ORIGIN if run is not None else "group",
         origin_code=run.code if run is not None else group.code,
     )
@@ -401,12 +426,14 @@ def on_group_page(call: ApiCall, outcome: handlers.Outcome) -> None:
     read = _read_state(call, step, skipped=newer)
     if repeats(ids):
         step = Step(step.num, step.seen, step.size, False, f"page {number}: {repeats(ids)}")
-    member_pages = sum(max(1, math.ceil(g.device_count / page_size())) for g in changed)
+    learn_cap(run.account, number, _asked(call), step)
+    planned = planned_size(run.account)
+    member_pages = sum(max(1, math.ceil(g.device_count / planned)) for g in changed)
     pages = max(1, math.ceil(step.num / max(1, step.size)))
     extra = member_pages + (pages - 1 if number == 1 and step.more else 0)
     _count_call(run, outcome, groups_seen=len(page.items), pages_total=extra)
     for group in changed:
-        _enqueue_member_page(run, group, 1, full=full)
+        _enqueue_member_page(run, group, 1, full=full, planned=planned)
     if step.more:
         _enqueue_group_page(run, number + 1, full=full, read=read)
     elif step.problem:
@@ -448,9 +475,10 @@ def on_member_page(call: ApiCall, outcome: handlers.Outcome) -> None:
     if repeats(ids):
         step = Step(step.num, step.seen, step.size, False, f"page {number}: {repeats(ids)}")
     if run is not None:
-        # The cloud's count may have moved since the group page: correct the plan on the first page.
+        learn_cap(run.account, number, _asked(call), step)
+        # The cloud's count or cap may differ from the group page's plan: correct it on the first page.
         pages = max(1, math.ceil(step.num / max(1, step.size)))
-        expected = max(1, math.ceil(group.device_count / page_size()))
+        expected = max(1, math.ceil(group.device_count / int(ctx.get("planned") or page_size())))
         _count_call(run, outcome, members_seen=len(page.items),
                     pages_total=(pages - expected) if number == 1 else 0)
     if step.more:
@@ -492,9 +520,10 @@ def finish_if_idle(run: SyncRun) -> bool:
 # The periodic sync ---------------------------------------------------------------------------
 
 def estimated_calls(account: SolaxAccount) -> int:
-    """Return the calls a sync of the account would need if every group changed."""
+    """Return the calls a sync of the account would need if every group changed, in pages of the size
+    the cloud returned last time (its cap, when it capped below the size asked)."""
     groups = Group.objects.filter(account=account, removed=False).values_list("device_count", flat=True)
-    size = page_size()
+    size = planned_size(account)
     return max(1, math.ceil(len(groups) / size)) + sum(max(1, math.ceil(n / size)) for n in groups if n)
 
 

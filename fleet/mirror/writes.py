@@ -53,6 +53,9 @@ def _params(build: Any, *args: Any) -> dict[str, Any]:
     return params
 
 
+validated = _params  # the parameters of an endpoint, or a MirrorError naming the bad field
+
+
 def _enqueue(account: SolaxAccount, endpoint: str, params: dict[str, Any], purpose: str, *,
              origin_kind: str, codes: Sequence[str], **context: Any) -> ApiCall:
     return queue.enqueue(

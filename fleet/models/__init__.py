@@ -26,7 +26,7 @@ from fleet.models.commands import (
     SafetyEnvelope,
     TargetKind,
 )
-from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun
+from fleet.models.mirror import BindingRequest, Charger, Group, Inverter, SavedSelection, SyncRun, UngroupedDevice
 from fleet.models.once import OnceKey
 from fleet.models.prices import (
     DayPlan,
@@ -50,5 +50,5 @@ __all__ = [
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
     "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
     "PriceSeries", "PriceSource", "PriceZone", "Priority", "Resolution", "Role", "RolloutStage", "SafetyEnvelope",
-    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind",
+    "SavedSelection", "Schedule", "SolaxAccount", "SyncRun", "TargetKind", "UngroupedDevice",
 ]

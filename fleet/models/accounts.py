@@ -136,6 +136,9 @@ class SolaxAccount(models.Model):
     # until a real cloud is known to take more. A command's plan says which limit applies.
     # How long after a send this account's devices were seen to answer (learned; empty: the default).
     result_delay_seconds = models.FloatField(null=True, blank=True, editable=False)
+    # The page size the cloud actually returned (learned by the last sync when a first page came back
+    # shorter than asked): a sync's call estimate uses it instead of the size asked. None: no cap seen.
+    sync_page_cap = models.PositiveIntegerField(null=True, blank=True, editable=False)
     max_sns_per_call = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
         help_text="The most SNs one batch control call carries (the vendor states no maximum).")

@@ -63,6 +63,8 @@ class Inverter(models.Model):
             models.Index(fields=["account", "inverter_sn"], name="member_sn"),
             models.Index(fields=["account", "dongle_sn"], name="member_dongle"),
             models.Index(fields=["group", "removed", "inverter_sn"], name="member_list"),
+            # the members that left a group, for the ungrouped page (a small part of a fleet)
+            models.Index(fields=["account", "inverter_sn"], condition=models.Q(removed=True), name="member_left"),
         ]
         ordering = ["inverter_sn"]
 
@@ -118,6 +120,28 @@ class BindingRequest(models.Model):
 
     def __str__(self) -> str:
         return f"binding of {len(self.sns)} SN(s)"
+
+
+class UngroupedDevice(models.Model):
+    """A device of the account the mirror learned of outside a group listing: a dongle bound here
+    (``source`` "bound", known by its dongle SN) or a device the cloud's fuzzy member query reported in no
+    group (``source`` "cloud", groupStatus 0). Members that left a group are read from their removed
+    Inverter rows instead; the ungrouped page joins both in SQL (fleet.mirror.ungrouped)."""
+
+    account = models.ForeignKey(SolaxAccount, models.CASCADE, related_name="ungrouped", db_index=False)
+    dongle_sn = models.CharField(max_length=40, blank=True)
+    inverter_sn = models.CharField(max_length=40, blank=True)
+    source = models.CharField(max_length=10)  # bound, cloud
+    seen = models.DateTimeField(default=dj_timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "dongle_sn", "inverter_sn"],
+                                               name="ungrouped_device")]
+        indexes = [models.Index(fields=["account", "seen"], name="ungrouped_seen")]
+        ordering = ["-seen"]
+
+    def __str__(self) -> str:
+        return self.dongle_sn or self.inverter_sn
 
 
 class SyncRun(models.Model):

@@ -72,6 +72,7 @@ def _render_page(request: HtmxHttpRequest, accounts: list[SolaxAccount], account
     if request.htmx and request.htmx.target == "groups-list":
         return render(request, "fleet/groups.html#list", context, status=error_status(request, status))
     context["run"] = SyncRun.objects.filter(account=account).first()
+    context["sync_estimate"] = sync.estimated_calls(account)
     context["search_form"] = search_form or CloudSearchForm()
     cloud = request.GET.get("cloud")
     if cloud:

@@ -105,6 +105,8 @@ class SimConfig:
     id_style: str = "doc"  # doc: as the examples print them | numbers: every id a JSON number | strings
     unquoted_times: bool = False  # every createTime/updateTime of group and member answers unquoted
     member_write_touches_group: bool = False  # a member add/replace/remove sets the group's updateTime
+    # the member fuzzy query by SN also lists the account's bound inverters in no group (groupStatus 0)
+    fuzzy_lists_ungrouped: bool = False
     page_delay: float = 0.0  # seconds before a paged query (findAll, findByGroupId) answers; state is read first
     count_change_every: int = 0  # every n-th paged query of an endpoint first adds a group / a member (0: never)
 

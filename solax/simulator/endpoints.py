@@ -213,8 +213,12 @@ def inverter_query(t: Tenant, p: Params, ctx: Context) -> Reply:
 
 def inverter_fuzzy_query(t: Tenant, p: Params, ctx: Context) -> Reply:
     group_id = v.one_id(p, "groupId")
-    found = t.member_like(group_id, v.text(p, "wifiSn", False), v.text(p, "inverterSn", False))
-    result = {"num": len(found), "list": [t.member_row(m, ctx.numbers(True)) for m in found]}
+    wifi_sn, inverter_sn = v.text(p, "wifiSn", False), v.text(p, "inverterSn", False)
+    found = t.member_like(group_id, wifi_sn, inverter_sn)
+    rows = [t.member_row(m, ctx.numbers(True)) for m in found]
+    if ctx.config.fuzzy_lists_ungrouped:
+        rows += [t.ungrouped_row(i, group_id, ctx.numbers(True)) for i in t.ungrouped_like(wifi_sn, inverter_sn)]
+    result = {"num": len(rows), "list": rows}
     return _member_reply(t, ctx, result)
 
 

@@ -33,6 +33,8 @@ _ALL = (
     Profile("unquoted-times", "every createTime and updateTime unquoted, in group and member answers",
             {"unquoted_times": True}),
     Profile("touching", "member writes set the group's updateTime", {"member_write_touches_group": True}),
+    Profile("lists-ungrouped", "the member fuzzy query by SN also reports bound inverters in no group, "
+            "groupStatus 0 (the documents define the flag)", {"fuzzy_lists_ungrouped": True}),
     Profile("slow-pages", "each paged query answers after 0.5 s (the state is read when it arrives)",
             {"page_delay": 0.5}),
     Profile("shifting-count", "every second paged query finds its list grown by one item",

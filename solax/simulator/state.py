@@ -155,6 +155,21 @@ class Tenant:
                 found.append(member)
         return found
 
+    def ungrouped_like(self, wifi_sn: str, inverter_sn: str, limit: int = 100) -> list[Inverter]:
+        """Bound inverters in no group whose SNs contain the given parts (at least one part given)."""
+        if not wifi_sn and not inverter_sn:
+            return []
+        wifi_sn, inverter_sn = wifi_sn.lower(), inverter_sn.lower()
+        return [inverter for inverter in self.inverters.values()
+                if inverter.bound and inverter.member_id is None and inverter_sn in inverter.sn.lower()
+                and wifi_sn in inverter.wifi_sn.lower()][:limit]
+
+    def ungrouped_row(self, inverter: Inverter, group_id: str, ids_as_numbers: bool = True) -> dict[str, Any]:
+        """A device in no group as the fuzzy query lists it: groupStatus 0, no membership id."""
+        return {"id": 0 if ids_as_numbers else "0", "groupId": int(group_id) if ids_as_numbers else group_id,
+                "wifiSn": inverter.wifi_sn, "inverterSn": inverter.sn, "groupStatus": 0,
+                "ratePower": inverter.rate_power, "createTime": None, "updateTime": None}
+
     def member_row(self, member: Member, ids_as_numbers: bool = True) -> dict[str, Any]:
         inverter = self.inverters[member.inverter_sn]
         return {

@@ -132,7 +132,8 @@ def test_a_charger_the_cloud_refuses_is_marked_with_the_reason_and_left_out(oper
     response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": "C1ZZ0000000009"})
     charger = Charger.objects.get()
     assert response.status_code == 302
-    assert b"not checked yet" in operator_client.get("/chargers/").content
+    assert b"pending verification" in operator_client.get("/chargers/").content
+    assert b"pending verification" in operator_client.get(f"/chargers/{charger.code}/").content
     dispatch.pump(sim_account.pk, wait=False)
     charger.refresh_from_db()
     assert "does not know this charger or does not let this account control it" in charger.refused
@@ -141,6 +142,48 @@ def test_a_charger_the_cloud_refuses_is_marked_with_the_reason_and_left_out(oper
     assert b"Refused by SolaX" in page.content
     assert b"refused by SolaX" in operator_client.get("/chargers/").content
     assert chargers.status_tick(sim_account) is None  # never read in the background again
+
+
+def test_an_inverter_sn_added_as_a_charger_is_refused_with_the_reason_and_never_polled(operator_client,
+                                                                                    sim_account, tenant):
+    inverter_sn = next(iter(tenant.inverters))
+    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": inverter_sn})
+    charger = Charger.objects.get(sn=inverter_sn)
+    assert response.status_code == 302 and charger.refused == "" and charger.read_at is None
+    call = ApiCall.objects.get(endpoint="pile_info")
+    assert call.params == {"pileSn": inverter_sn}  # read first, through the pipeline
+    dispatch.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    assert "does not know this charger or does not let this account control it" in charger.refused
+    page = operator_client.get(f"/chargers/{charger.code}/").content
+    assert b"Refused by SolaX" in page and b"pending verification" not in page and b"Check again" in page
+    before = ApiCall.objects.count()
+    assert chargers.status_tick(sim_account) is None and chargers.status_tick_all() == 0
+    assert ApiCall.objects.count() == before
+
+
+def test_a_charger_that_later_answers_no_auth_is_no_longer_polled_until_checked_again(
+        operator_client, sim_account, tenant, settings):
+    settings.FLEET_CHARGER_STATUS_SHARE_PERCENT = 100
+    sn = _online_sn(tenant)
+    operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn})
+    dispatch.pump(sim_account.pk, wait=False)
+    charger = Charger.objects.get(sn=sn)
+    assert charger.read_at is not None and charger.refused == ""
+    remote = tenant.chargers.pop(sn)  # the cloud no longer authorises this account for it
+    ApiCall.objects.all().delete()
+    assert chargers.status_tick(sim_account) is not None  # the round-robin reads it: "no auth!"
+    dispatch.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    assert "no auth!" in charger.refused
+    assert b"refused by SolaX" in operator_client.get("/chargers/").content
+    ApiCall.objects.all().delete()
+    assert chargers.status_tick(sim_account) is None and not ApiCall.objects.exists()
+    tenant.chargers[sn] = remote  # authorised again: the operator's re-check reads it and clears the mark
+    operator_client.post(f"/chargers/{charger.code}/refresh/")
+    dispatch.pump(sim_account.pk, wait=False)
+    charger.refresh_from_db()
+    assert charger.refused == "" and chargers.status_tick(sim_account) is not None
 
 
 def test_a_recheck_that_reads_the_charger_clears_the_refusal(operator_client, sim_account, tenant, settings):
