@@ -229,8 +229,8 @@ def plain(value: Any) -> Any:
     """A JSON-safe version of a field value."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, Decimal):
-        return str(value)
+    if isinstance(value, Decimal):  # 3.00 from the database and 3 from a form are the same "3"
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):

@@ -50,7 +50,7 @@ def _save(request: HtmxHttpRequest, form: SelectionForm, selection: SavedSelecti
         return None
     audit.record(request, "selection.create" if selection is None else "selection.update", saved,
                  organization=form.account.organization,
-                 changes=audit.diff({"name": before_name, **_sns_changes(before_sns, [])},
+                 changes=audit.diff({"name": before_name, **_sns_changes(before_sns, saved.sns)} if selection else {},
                                     {"name": saved.name, **_sns_changes(saved.sns, before_sns)}))
     return saved
 
