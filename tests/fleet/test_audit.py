@@ -116,6 +116,19 @@ def test_members_added_replaced_and_removed_are_logged(operator_client, account,
     assert (entry.object_kind, entry.object_name, entry.changes) == ("member", "SNA1", {"group": ["North", None]})
 
 
+def test_batch_deletes_and_ungrouped_adds_are_logged_per_object(operator_client, account, north):
+    south = Group.objects.create(account=account, remote_id="200", name="South")
+    data = {"account": str(account.code), "codes": [str(north.code), str(south.code)]}
+    confirm = operator_client.post("/groups/delete/", data)
+    operator_client.post("/groups/delete/", {**data, "confirm": "1", "once": key_in(confirm)})
+    assert set(AuditEntry.objects.filter(action="group.delete").values_list("object_name", flat=True)) == {
+        "North", "South"}
+    operator_client.post("/inverters/ungrouped/add/", {"account": str(account.code), "group": str(south.code),
+                                                       "sn": "H4AA0000000077"})
+    entry = only("member.add")
+    assert entry.changes == {"group": [None, "South"], "inverter_sn": [None, "H4AA0000000077"]}
+
+
 def test_chargers_and_bindings_are_logged(operator_client, account):
     operator_client.post("/chargers/", {"account": str(account.code), "sn": "C1AA0000000002", "label": "Depot"})
     charger = Charger.objects.get()
