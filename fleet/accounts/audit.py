@@ -48,6 +48,7 @@ SECRET_FIELDS = frozenset({
     "api_key", "key", "key_hash", "key_digest", "password", "password1", "password2",
 })
 CHANGED = "changed"
+SYSTEM = "system"  # the actor label of the site's own jobs
 
 # action -> what the log page calls it. One truth: the page's filter and its labels read this.
 ACTIONS: dict[str, str] = {
@@ -125,7 +126,7 @@ class Actor:
     organization: Organization | None = None
 
     @classmethod
-    def system(cls, organization: Organization | None = None, label: str = "system") -> Actor:
+    def system(cls, organization: Organization | None = None, label: str = SYSTEM) -> Actor:
         return cls(label=label, organization=organization)
 
     @classmethod
@@ -226,7 +227,7 @@ def created(obj: Model, fields: Iterable[str]) -> dict[str, list[Any]]:
 
 
 def plain(value: Any) -> Any:
-    """A JSON-safe version of a field value."""
+    """A JSON-safe version of a field value (secret keys of a nested mapping become "changed")."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, Decimal):  # 3.00 from the database and 3 from a form are the same "3"
@@ -239,8 +240,8 @@ def plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Model):
         return _name(value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Mapping):  # a secret nested in a JSON value (a channel's settings) is masked too
+        return {str(k): CHANGED if str(k) in SECRET_FIELDS else plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset, QuerySet)):
         items = [plain(v) for v in value]
         return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
