@@ -7,6 +7,7 @@ from django.urls import path
 from fleet.views import (
     alerts,
     approvals,
+    audit,
     auth,
     bindings,
     budget,
@@ -76,6 +77,8 @@ urlpatterns = [
     path("commands/<uuid:code>/approve/", approvals.command_approve, name="fleet-command-approve"),
     path("approvals/", approvals.approval_list, name="fleet-approvals"),
     path("settings/safety/", org.envelope_edit, name="fleet-envelope"),
+    path("settings/audit/", audit.audit_log, name="fleet-audit"),
+    path("settings/audit.csv", audit.audit_export, name="fleet-audit-export"),
     path("solax/callback/<str:secret>/", callbacks.solax_callback, name="fleet-callback"),
     # The mirror
     path("groups/", groups.groups, name="fleet-groups"),

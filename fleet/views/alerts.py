@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.accounts import audit
 from fleet.accounts.access import alert_for_user, channel_for_user, current_membership, require_admin, require_operator
 from fleet.alerts import channels, service
 from fleet.alerts.forms import ChannelForm
@@ -35,6 +36,7 @@ def alert_acknowledge(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse
     require_operator(request)
     alert = alert_for_user(request, code)
     if service.acknowledge(alert, request.user):
+        audit.record(request, "alert.acknowledge", alert, name=alert.title, changes={"state": ["open", alert.state]})
         if alert.state == AlertState.RESOLVED:
             messages.success(request, f"Acknowledged and resolved: {alert.title}.")
         else:
@@ -66,6 +68,7 @@ def channel_create(request: HtmxHttpRequest) -> HttpResponse:
                 secret = channels.new_secret()
                 channel.set_secret(secret)
             channel.save()
+            audit.record(request, "channel.create", channel, changes=audit.form_created(form))
             return render(request, "fleet/channel_created.html", {"channel": channel, "secret": secret})
         return render(request, "fleet/channel_form.html", {"form": form, "channel": None},
                       status=error_status(request))
@@ -87,7 +90,9 @@ def channel_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     form = ChannelForm(request.POST or None, instance=channel)
     if request.method == "POST":
         if form.is_valid():
+            changes = audit.form_changes(form)
             form.save()
+            audit.record(request, "channel.update", channel, changes=changes)
             messages.success(request, f"Channel “{channel.name}” saved.")
             return redirect("fleet-channel", code=channel.code)
         return _channel_page(request, channel, form, status=error_status(request))
@@ -101,6 +106,7 @@ def channel_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     channel = channel_for_user(request, code)
     if request.method == "POST":
         name = channel.name
+        audit.record(request, "channel.delete", channel, changes={"name": [name, None]})
         channel.delete()
         messages.success(request, f"Channel “{name}” deleted.")
         return redirect("fleet-channels")

@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from fleet.accounts import audit
 from fleet.accounts.access import command_for_user, current_membership, require_operator
 from fleet.commands import service
 from fleet.commands.actions import CommandError
@@ -32,11 +33,15 @@ def command_approve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     decision = request.POST.get("decision")
     try:
         if decision == "approve":
-            service.approve_command(command, user=request.user)
+            before = command.state
+            approved = service.approve_command(command, user=request.user)
+            audit.record(request, "command.approve", approved, changes={"state": [before, approved.state]})
             staged = " (the canary's first; the rest after its results)" if command.rollout_stage else ""
             messages.success(request, f"Approved: {command.label}. Its calls are queued{staged}.")
         elif decision == "reject":
-            service.reject_command(command, user=request.user)
+            before = command.state
+            rejected = service.reject_command(command, user=request.user)
+            audit.record(request, "command.reject", rejected, changes={"state": [before, rejected.state]})
             messages.success(request, f"Rejected: {command.label}. Nothing was sent.")
         else:
             messages.error(request, "Choose approve or reject.")

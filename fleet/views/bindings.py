@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts import once
+from fleet.accounts import audit, once
 from fleet.accounts.access import account_choice, current_membership, require_operator
 from fleet.mirror import bindings
 from fleet.mirror.forms import MAX_SNS_PER_SUBMISSION, BindingForm
@@ -36,7 +36,10 @@ def binding(request: HtmxHttpRequest) -> HttpResponse:
             sns = form.cleaned_data["sn_list"]
             try:
                 with once.claim(request, _purpose(account), once.fingerprint("binding", sorted(sns))) as claimed:
-                    bindings.request_bindings(account, sns, request.user)
+                    for submitted in bindings.request_bindings(account, sns, request.user):
+                        audit.record(request, "binding.submit", submitted, organization=account.organization,
+                                     name=f"{len(submitted.sns)} registration number(s) in {account.name}",
+                                     changes={"sns": [None, submitted.sns]})
                     claimed.done(back)
             except once.AlreadyDone as done:
                 return once.replay(request, done)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from fleet.accounts import audit
 from fleet.accounts.access import account_choice, charger_for_user, require_operator
 from fleet.mirror import chargers as service
 from fleet.mirror.forms import ChargerForm
@@ -49,6 +50,7 @@ def chargers(request: HtmxHttpRequest) -> HttpResponse:
         form = ChargerForm(request.POST, account=account)
         if form.is_valid():
             charger = service.add_charger(account, form.cleaned_data["sn"], form.cleaned_data["label"])
+            audit.record(request, "charger.add", charger, changes=audit.created(charger, ["sn", "label"]))
             return redirect("fleet-charger", code=charger.code)
         status = 400
     q = request.GET.get("q", "").strip()[:40]
@@ -100,5 +102,6 @@ def charger_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
             action=reverse("fleet-charger-remove", args=[charger.code]), button="Remove",
             cancel_url=reverse("fleet-charger", args=[charger.code]))})
     account = charger.account
+    audit.record(request, "charger.remove", charger, changes={"sn": [charger.sn, None]})
     charger.delete()
     return redirect(f"{reverse('fleet-chargers')}?account={account.code}")

@@ -17,7 +17,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts import once
+from fleet.accounts import audit, once
 from fleet.accounts.access import account_choice, command_for_user, current_membership, require_operator
 from fleet.commands import rollout, service, tracking
 from fleet.commands.actions import CommandError
@@ -41,7 +41,8 @@ PAGE_SIZE = 50
 
 
 def _client_ip(request: HtmxHttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address behind the trusted proxies (the same the audit log keeps)."""
+    return audit.address_of(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -76,6 +77,9 @@ def command_new(request: HtmxHttpRequest) -> HttpResponse:
                                               source="retry" if form.retry_command else "manual",
                                               retry_of=form.retry_command, start_by=form.start_by,
                                               staged=form.staged)
+            audit.record(request, "command.create", command, organization=account.organization,
+                         changes={"action": [None, command.action], "label": [None, command.label],
+                                  "state": [None, command.state]})
             claimed.done(reverse("fleet-command-detail", args=[command.code]))
     except once.AlreadyDone as done:
         return once.replay(request, done)
@@ -257,7 +261,11 @@ def command_cancel(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     command = command_for_user(request, code)
     try:
+        before = command.state
         cancelled = service.cancel_command(command, user=request.user)
+        command.refresh_from_db(fields=["state"])
+        audit.record(request, "command.cancel", command, changes={"state": [before, command.state],
+                                                                  "batches cancelled": [None, cancelled]})
     except CommandError as exc:
         messages.error(request, "; ".join(exc.errors.values()))
     else:
@@ -274,7 +282,13 @@ def command_resolve(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     try:
         # A second submit of the decision (double click, retry) is shown what the first one did.
         with once.claim(request, f"resolve:{command.code}", once.fingerprint("resolve", resolution)) as claimed:
+            before = command.resolution
             again = service.resolve_unknown(command, resolution, user=request.user, ip=_client_ip(request))
+            command.refresh_from_db(fields=["resolution"])
+            changes: dict[str, list[object]] = {"resolution": [before, command.resolution]}
+            if again is not None:
+                changes["sent again as"] = [None, str(again.code)]
+            audit.record(request, "command.resolve", command, changes=changes)
             claimed.done(reverse("fleet-command-detail", args=[(again or command).code]))
     except once.AlreadyDone as done:
         return once.replay(request, done)

@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from fleet.accounts import once
+from fleet.accounts import audit, once
 from fleet.accounts.access import (
     account_choice,
     account_or_404,
@@ -105,6 +105,9 @@ def group_add(request: HtmxHttpRequest) -> HttpResponse:
     try:
         with once.claim(request, _group_add_purpose(account), once.posted_fingerprint(request)) as claimed:
             writes.request_group_add(account, form.cleaned_data["name"])
+            audit.record(request, "group.create", None, kind="group", organization=account.organization,
+                         name=form.cleaned_data["name"], changes={"name": [None, form.cleaned_data["name"]],
+                                                                  "account": [None, account.name]})
             claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
     except once.AlreadyDone as done:
         return once.replay(request, done)
@@ -123,6 +126,7 @@ def group_rename(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         return render(request, "fleet/groups.html#rename", {"group": group, "rename_form": form,
                                                             "account": group.account}, status=error_status(request))
     writes.request_group_rename(group, form.cleaned_data["name"])
+    audit.record(request, "group.rename", group, changes={"name": [group.name, form.cleaned_data["name"]]})
     return _back(request, group.account)
 
 
@@ -179,6 +183,9 @@ def _send_delete(request: HtmxHttpRequest, account: SolaxAccount, selected: list
     try:
         with once.claim(request, *_delete_once(account, selected)) as claimed:
             writes.request_groups_delete(account, selected)
+            for group in selected:
+                audit.record(request, "group.delete", group, organization=account.organization,
+                             changes={"name": [group.name, None]})
             claimed.done(f"{reverse('fleet-groups')}?account={account.code}")
     except once.AlreadyDone as done:
         return once.replay(request, done)

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from fleet.accounts import invitations, throttle
+from fleet.accounts import audit, invitations, throttle
 from fleet.accounts.access import SESSION_KEY
 from fleet.accounts.invitation_forms import InvitationSignupForm, User
 from fleet.models import Invitation, InvitationState, Membership
@@ -33,7 +33,10 @@ def _unusable(request: HtmxHttpRequest, exc: invitations.InvitationUnusable) -> 
     return response
 
 
-def _joined(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+def _joined(request: HtmxHttpRequest, membership: Membership, invitation: Invitation) -> HttpResponse:
+    """The person (logged in by now) joined: log it, make the organization theirs, greet them."""
+    audit.record(request, "membership.add", membership, organization=membership.organization,
+                 changes={"role": [None, membership.role], "invitation": [None, str(invitation.code)]})
     request.session[SESSION_KEY] = str(membership.organization.code)
     messages.success(request, f"Welcome to {membership.organization.name}: you joined as "
                               f"{membership.get_role_display().lower()}.")
@@ -76,7 +79,7 @@ def invitation_accept(request: HtmxHttpRequest, token: str) -> HttpResponse:
             return _unusable(request, exc)
         except invitations.AlreadyMember:
             return _page(request, invitation, None, status=409, already=True)
-        return _joined(request, membership)
+        return _joined(request, membership, invitation)
 
     form = _signup_form(request, invitation)
     if request.method == "GET":
@@ -92,6 +95,6 @@ def invitation_accept(request: HtmxHttpRequest, token: str) -> HttpResponse:
         return _page(request, invitation, form, status=400)
     user = membership.user
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    response = _joined(request, membership)
+    response = _joined(request, membership, invitation)
     throttle.set_device_cookie(response, user.get_username())
     return response

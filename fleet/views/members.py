@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.accounts import once
+from fleet.accounts import audit, once
 from fleet.accounts.access import (
     current_membership,
     group_for_user,
@@ -91,6 +91,9 @@ def member_add(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     try:
         with once.claim(request, _member_add_purpose(group), once.posted_fingerprint(request)) as claimed:
             writes.request_member_add(group, form.cleaned_data["sn"])
+            audit.record(request, "member.add", None, kind="member", name=form.cleaned_data["sn"],
+                         organization=group.account.organization,
+                         changes={"group": [None, group.name], "inverter_sn": [None, form.cleaned_data["sn"]]})
             claimed.done(reverse("fleet-group", args=[group.code]))
     except once.AlreadyDone as done:
         return once.replay(request, done)
@@ -111,6 +114,8 @@ def member_replace(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         return render(request, "fleet/group_detail.html#replace", {"member": member, "replace_form": form},
                       status=error_status(request))
     writes.request_member_replace(member, form.cleaned_data["sn"])
+    audit.record(request, "member.replace", member,
+                 changes={"inverter_sn": [member.inverter_sn, form.cleaned_data["sn"]]})
     return _back(request, member.group)
 
 
@@ -165,6 +170,9 @@ def _send_remove(request: HtmxHttpRequest, group: Group, selected: list[Inverter
     try:
         with once.claim(request, *_remove_once(group, selected)) as claimed:
             writes.request_members_delete(group, selected)
+            for member in selected:
+                audit.record(request, "member.remove", member, organization=group.account.organization,
+                             changes={"group": [group.name, None]})
             claimed.done(reverse("fleet-group", args=[group.code]))
     except once.AlreadyDone as done:
         return once.replay(request, done)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.accounts import invitations
+from fleet.accounts import audit, invitations
 from fleet.accounts.access import get_for_org, require_admin
 from fleet.accounts.forms import RoleForm, SafetyEnvelopeForm, SolaxAccountForm
 from fleet.accounts.invitation_forms import InvitationForm
@@ -48,6 +48,7 @@ def account_add(request: HtmxHttpRequest) -> HttpResponse:
                                        name=form.cleaned_data["name"]).exists():
             form.add_error("name", "Your organization already has an account with this name.")
         elif (added := form.save_unless_taken()) is not None:
+            audit.record(request, "account.create", added, changes=audit.form_created(form))
             messages.success(request, f"SolaX account “{added.name}” added.")
             return redirect("fleet-settings")
     return render(request, "fleet/account_form.html", {"form": form, "account": None})
@@ -61,9 +62,12 @@ def account_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         clash = SolaxAccount.objects.filter(organization=account.organization,
                                             name=form.cleaned_data["name"]).exclude(pk=account.pk)
+        changes = audit.form_changes(form)  # before the save: the form's initial values are the stored ones
         if clash.exists():
             form.add_error("name", "Your organization already has an account with this name.")
         elif form.save_unless_taken() is not None:
+            if changes:
+                audit.record(request, "account.update", account, changes=changes)
             messages.success(request, f"SolaX account “{account.name}” saved.")
             return redirect("fleet-settings")
     return render(request, "fleet/account_form.html", {"form": form, "account": account})
@@ -80,6 +84,9 @@ def invitation_add(request: HtmxHttpRequest) -> HttpResponse:
     data = form.cleaned_data
     invitation, token = invitations.create(org, request.user, email=data["email"],  # type: ignore[arg-type]
                                            username=data["username"], role=data["role"])
+    audit.record(request, "invitation.create", invitation, name=invitation.email or invitation.username,
+                 changes={"email": [None, invitation.email], "username": [None, invitation.username],
+                          "role": [None, invitation.role], "expires_at": [None, invitation.expires_at]})
     mailed = invitations.send(invitation, token)
     response = render(request, "fleet/invitation_created.html", {
         "invitation": invitation, "link": invitations.link(token), "mailed": mailed,
@@ -96,6 +103,8 @@ def invitation_revoke(request: HtmxHttpRequest, code: str) -> HttpResponse:
     if request.method == "GET":
         return render(request, "fleet/invitation_revoke.html", {"invitation": invitation})
     if invitations.revoke(invitation):
+        audit.record(request, "invitation.revoke", invitation, name=invitation.email or invitation.username,
+                     changes={"state": ["pending", "revoked"]})
         messages.success(request, "Invitation revoked: its link no longer works.")
     else:
         messages.error(request, f"This invitation is {invitation.state().label.lower()}: nothing to revoke.")
@@ -117,8 +126,11 @@ def member_role(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     elif member.role == Role.ADMIN and form.cleaned_data["role"] != Role.ADMIN and not _other_admins(member):
         messages.error(request, "The organization needs at least one admin.")
     else:
+        before = member.role
         member.role = form.cleaned_data["role"]
         member.save(update_fields=["role"])
+        if before != member.role:
+            audit.record(request, "membership.role", member, changes={"role": [before, member.role]})
         messages.success(request, f"{member.user} is now {member.role}.")
     return redirect("fleet-settings")
 
@@ -130,6 +142,7 @@ def member_remove(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     if member.role == Role.ADMIN and not _other_admins(member):
         messages.error(request, "The organization needs at least one admin.")
     else:
+        audit.record(request, "membership.remove", member, changes={"role": [member.role, None]})
         member.delete()
         messages.success(request, f"{member.user} removed from {member.organization}.")
     return redirect("fleet-settings")
@@ -144,9 +157,13 @@ def envelope_edit(request: HtmxHttpRequest) -> HttpResponse:
     form = SafetyEnvelopeForm(request.POST or None, instance=envelope)
     if request.method == "POST":
         if form.is_valid():
+            creating = envelope.pk is None
+            changes = audit.form_created(form) if creating else audit.form_changes(form)
             saved = form.save(commit=False)
             saved.updated = timezone.now()
             saved.save()
+            if changes:
+                audit.record(request, "safety_envelope.update", saved, name="safety envelope", changes=changes)
             messages.success(request, "Saved the safety envelope.")
             return redirect("fleet-settings")
         return render(request, "fleet/envelope.html", {"form": form}, status=400)

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from fleet.accounts import audit
 from fleet.accounts.access import (
     account_choice,
     current_membership,
@@ -161,6 +162,7 @@ def price_zone_create(request: HtmxHttpRequest) -> HttpResponse:
         zone = form.save(commit=False)
         zone.account = account
         zone.save()
+        audit.record(request, "price_zone.create", zone, changes=audit.form_created(form))
         messages.success(request, f"Price zone “{zone.name}” created.")
         return redirect("fleet-price-zone", code=zone.code)
     context = {"accounts": accounts, "account": account, "form": form,
@@ -224,6 +226,11 @@ def price_upload(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     parsed = form.cleaned_data["parsed"]
     series = service.store_series(zone, parsed, source=form.cleaned_data["source"],
                                   filename=form.cleaned_data["file"].name, user=request.user)
+    audit.record(request, "price_series.upload", series, organization=zone.account.organization,
+                 name=f"{zone.name} {parsed.day:%Y-%m-%d}",
+                 changes={"day": [None, parsed.day], "prices": [None, len(parsed.intervals)],
+                          "source": [None, form.cleaned_data["source"]],
+                          "file": [None, form.cleaned_data["file"].name]})
     report = service.replan(series, user=request.user)
     messages.success(request, f"{len(parsed.intervals)} prices of {parsed.day:%a %d %b %Y} stored "
                               f"({parsed.minutes}-minute intervals). Plans: {report.proposed} proposed, "
@@ -252,6 +259,8 @@ def _rule_form(request: HtmxHttpRequest, zone: PriceZone, rule: PriceRule) -> Ht
     form = RuleForm(request.POST or None, instance=rule, zone=zone, initial=initial)
     if request.method == "POST":
         if form.is_valid():
+            creating = rule.pk is None
+            changes = audit.form_created(form) if creating else audit.form_changes(form)
             saved = form.save(commit=False)
             cleaned = form.cleaned_data
             saved.zone, saved.target_kind = zone, cleaned["target_kind"]
@@ -259,6 +268,9 @@ def _rule_form(request: HtmxHttpRequest, zone: PriceZone, rule: PriceRule) -> Ht
             saved.updated, saved.updated_by = timezone.now(), request.user  # type: ignore[assignment]
             saved.save()
             saved.groups.set(cleaned["groups_objs"])
+            audit.record(request, "price_rule.create" if creating else "price_rule.update", saved,
+                         organization=zone.account.organization, name=f"{saved.target_label} in {zone.name}",
+                         changes=changes)
             messages.success(request, f"Price rule for {saved.target_label} saved.")
             return redirect("fleet-price-zone", code=zone.code)
         return render(request, "fleet/price_rule_form.html", {"form": form, "zone": zone, "rule": rule},
@@ -311,7 +323,12 @@ def day_plan_accept(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     plan = day_plan_for_user(request, code)
     try:
+        before = plan.state
         service.accept(plan, user=request.user, force=request.POST.get("force") == "on")
+        plan.refresh_from_db(fields=["state"])
+        audit.record(request, "day_plan.accept", plan, organization=plan.rule.zone.account.organization,
+                     name=f"{plan.rule.group.name} on {plan.day:%Y-%m-%d}",
+                     changes={"state": [before, plan.state], "forced": [None, request.POST.get("force") == "on"]})
     except service.AcceptError as exc:
         messages.error(request, f"Not accepted: {exc}.")
         return redirect("fleet-day-plan", code=plan.code)

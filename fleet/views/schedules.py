@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.accounts import once
+from fleet.accounts import audit, once
 from fleet.accounts.access import account_choice, current_membership, require_operator, schedule_for_user
 from fleet.accounts.forms import client_address
 from fleet.commands.actions import describe_action
@@ -103,6 +103,17 @@ def _save(schedule: Schedule, data: dict[str, Any]) -> None:
         service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at"])
 
 
+AUDITED = ("account", "name", "target_kind", "group", "selection", "sns", "start_action", "end_action",
+           "start_time", "end_time", "date", "weekdays", "timezone", "valid_from", "valid_until", "enabled")
+
+
+def _audited(schedule: Schedule) -> dict[str, Any]:
+    """The schedule's fields as the audit log compares them (its groups by name)."""
+    values = audit.snapshot(schedule, AUDITED)
+    values["groups"] = sorted(g.name for g in schedule.groups.all()) if schedule.pk else []
+    return values
+
+
 def _preset_or_custom(action: dict[str, int]) -> tuple[str, str]:
     """Return (preset key, "") for a preset action, else ("", its JSON) for the custom field."""
     for key, (_, preset) in ACTION_PRESETS.items():
@@ -141,6 +152,8 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
             # A double submit must not create the schedule twice (it would fire twice).
             with once.claim(request, "schedule-create", once.posted_fingerprint(request)) as claimed:
                 _save(schedule, form.cleaned_data)
+                audit.record(request, "schedule.create", schedule, organization=org,
+                             changes=audit.diff({}, _audited(schedule)))
                 claimed.done(reverse("fleet-schedule-detail", args=[schedule.code]))
         except once.AlreadyDone as done:
             return once.replay(request, done)
@@ -160,8 +173,10 @@ def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     schedule = schedule_for_user(request, code)
     form = ScheduleForm(request.POST or None, organization=membership.organization, initial=_initial(schedule))
     if request.method == "POST" and form.is_valid():
+        before = _audited(schedule)
         _assign(schedule, form.cleaned_data)
         _save(schedule, form.cleaned_data)
+        audit.record(request, "schedule.update", schedule, changes=audit.diff(before, _audited(schedule)))
         messages.success(request, f"Schedule “{schedule.name}” saved.")
         return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {"form": form, "schedule": schedule})
@@ -187,6 +202,7 @@ def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     schedule = schedule_for_user(request, code)
     schedule.enabled = not schedule.enabled
     service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
+    audit.record(request, "schedule.pause", schedule, changes={"enabled": [not schedule.enabled, schedule.enabled]})
     messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
     return redirect("fleet-schedule-detail", code=schedule.code)
 
@@ -198,6 +214,7 @@ def schedule_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     schedule = schedule_for_user(request, code)
     if request.method == "POST":
         name = schedule.name
+        audit.record(request, "schedule.delete", schedule, changes=audit.diff(_audited(schedule), {}))
         schedule.delete()
         messages.success(request, f"Schedule “{name}” deleted.")
         return redirect("fleet-schedules")
@@ -222,6 +239,9 @@ def device_windows(request: HtmxHttpRequest) -> HttpResponse:
                 command = service.send_action(data["account"], data["target_kind"], data["group_obj"],
                                               data["sns_list"], data["action"], user=request.user,
                                               ip=client_address(request), source="manual")
+                audit.record(request, "command.create", command, organization=membership.organization,
+                             changes={"action": [None, command.action], "label": [None, command.label],
+                                      "state": [None, command.state]})
                 claimed.done(reverse("fleet-command-detail", args=[command.code]))
         except service.EdgeRejected as exc:
             form.add_error(None, f"The command was not created: {exc}.")

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from fleet.accounts import audit
 from fleet.accounts.access import account_choice, account_or_404, require_operator, selection_for_user
 from fleet.commands import selections
 from fleet.commands.actions import CommandError
@@ -40,12 +41,27 @@ def _save(request: HtmxHttpRequest, form: SelectionForm, selection: SavedSelecti
                                                         min_power=data.get("min_power"),
                                                         max_power=data.get("max_power"))))
     sns = list(chosen)
+    before_name, before_sns = (selection.name, list(selection.sns)) if selection is not None else (None, [])
     try:
-        return selections.save(form.account, data["name"], sns, user=request.user, selection=selection)
+        saved = selections.save(form.account, data["name"], sns, user=request.user, selection=selection)
     except CommandError as exc:
         for name, problem in exc.errors.items():
             form.add_error(name if name in form.fields else "sns", problem)
-    return None
+        return None
+    audit.record(request, "selection.create" if selection is None else "selection.update", saved,
+                 organization=form.account.organization,
+                 changes=audit.diff({"name": before_name, **_sns_changes(before_sns, saved.sns)} if selection else {},
+                                    {"name": saved.name, **_sns_changes(saved.sns, before_sns)}))
+    return saved
+
+
+AUDITED_SNS = 100  # a 50,000-inverter selection is logged by its count and the first SNs it gained or lost
+
+
+def _sns_changes(sns: list[str], other: list[str]) -> dict[str, object]:
+    """What the log keeps of a selection's SNs: how many, and (capped) those not in ``other``."""
+    others = set(other)
+    return {"inverters": len(sns), "sns": [sn for sn in sns if sn not in others][:AUDITED_SNS] or None}
 
 
 @require_http_methods(["GET", "POST"])
@@ -92,6 +108,8 @@ def selection_delete(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     selection = selection_for_user(request, code)
     if request.method == "POST":
         name, account = selection.name, selection.account
+        audit.record(request, "selection.delete", selection, organization=account.organization,
+                     changes={"name": [name, None], "inverters": [len(selection.sns), None]})
         selection.delete()
         messages.success(request, f"Deleted the selection {name}.")
         return redirect(f"{reverse('fleet-selections')}?account={account.code}")

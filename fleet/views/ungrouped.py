@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
+from fleet.accounts import audit
 from fleet.accounts.access import account_choice, parse_code, require_operator
 from fleet.mirror import ungrouped as service
 from fleet.mirror import writes
@@ -57,6 +58,9 @@ def ungrouped_add(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "fleet/ungrouped.html", context, status=400)
     group = form.cleaned_data["group"]
     writes.request_member_add(group, form.cleaned_data["sn"])
+    audit.record(request, "member.add", None, kind="member", name=form.cleaned_data["sn"],
+                 organization=account.organization,
+                 changes={"group": [None, group.name], "inverter_sn": [None, form.cleaned_data["sn"]]})
     return redirect(f"{reverse('fleet-group', args=[group.code])}")
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 
 from fleet.alerts import service
-from fleet.models import Alert, AlertKind, AlertState, Channel, ChannelKind, Delivery, DeliveryState, Severity
+from fleet.models import (
+    Alert,
+    AlertKind,
+    AlertState,
+    AuditEntry,
+    Channel,
+    ChannelKind,
+    Delivery,
+    DeliveryState,
+    Severity,
+)
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.django_db
@@ -201,3 +213,24 @@ def test_the_channel_page_costs_the_same_queries_whatever_its_log(admin_client_,
     # session, user, membership, channel, log count, log rows with their alerts
     with django_assert_num_queries(6):
         assert admin_client_.get(f"/settings/channels/{channel.code}/?page=1").status_code == 200
+
+
+def test_channel_changes_and_acknowledgements_are_in_the_audit_log_without_the_secret(admin_client_, admin_user, org):
+
+    admin_client_.post("/settings/channels/new/", {
+        "name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
+        "kinds": ["sync"], "min_severity": "warning", "enabled": "on"})
+    channel = Channel.objects.get()
+    admin_client_.post(f"/settings/channels/{channel.code}/", {
+        "name": "Ops hook 2", "kind": "webhook", "target": "https://hooks.example.com/fleet", "kinds": ["sync"],
+        "min_severity": "critical", "enabled": "on"})
+    alert = _alert(org)
+    admin_client_.post(f"/alerts/{alert.code}/acknowledge/")
+    admin_client_.post(f"/settings/channels/{channel.code}/delete/")
+    entries = list(AuditEntry.objects.filter(organization=org).order_by("pk"))
+    assert [e.action for e in entries] == ["channel.create", "channel.update", "alert.acknowledge", "channel.delete"]
+    assert entries[1].changes["name"] == ["Ops hook", "Ops hook 2"]
+    assert entries[1].changes["min_severity"] == ["warning", "critical"]
+    assert entries[2].changes == {"state": ["open", "acknowledged"]}
+    assert all(e.actor == admin_user for e in entries)
+    assert channel.get_secret() not in json.dumps([e.changes for e in entries])
