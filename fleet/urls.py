@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
+
+from fleet.api import urls as api_urls
 
 from fleet.views import (
     approvals,
@@ -99,5 +101,7 @@ urlpatterns = [
     path("binding/", bindings.binding, name="fleet-binding"),
     path("inverters/ungrouped/", ungrouped.ungrouped, name="fleet-ungrouped"),
     path("inverters/ungrouped/add/", ungrouped.ungrouped_add, name="fleet-ungrouped-add"),
+    # The REST API: key-authenticated (not login), RFC 9457 errors, docs at /api/v1/docs
+    path("api/v1/", include((api_urls.urlpatterns, api_urls.app_name), namespace=api_urls.namespace)),
     path("admin/", admin.site.urls),
 ]

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest
 
 from fleet.models import (
     ApiCall,
+    ApiKey,
     Charger,
     Command,
     DayPlan,
@@ -30,15 +31,30 @@ SESSION_KEY = "fleet_org"
 _M = TypeVar("_M", bound=Model)
 
 
+API_KEY_ATTRIBUTE = "fleet_api_key"  # set by the REST API's authentication (fleet.api.core)
+
+
+def api_key_of(request: HttpRequest) -> ApiKey | None:
+    """Return the API key a request of the REST API was authenticated with, else None."""
+    return getattr(request, API_KEY_ATTRIBUTE, None)
+
+
 def current_membership(request: HttpRequest) -> Membership:
     """Return the user's membership in the organization they are working in.
 
     The organization is the one chosen in the session, else the user's first. A user with no
-    membership gets a 403: they may log in but see nothing.
+    membership gets a 403: they may log in but see nothing. A request of the REST API acts for its
+    key: in the key's organization, with the role of its scope (read: viewer, operate: operator), so
+    every lookup and role check below applies to it unchanged. That membership is never saved.
     """
     cached = getattr(request, "_fleet_membership", None)
     if cached is not None:
         return cached
+    key = api_key_of(request)
+    if key is not None:
+        membership = Membership(organization=key.organization, role=key.role)
+        request._fleet_membership = membership  # type: ignore[attr-defined]
+        return membership
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
     memberships = memberships.select_related("organization")
     chosen = request.session.get(SESSION_KEY)
@@ -57,6 +73,8 @@ def require_role(request: HttpRequest, role: str) -> Membership:
     """Return the current membership, or raise PermissionDenied if its role is below `role`."""
     membership = current_membership(request)
     if not membership.has_role(role):
+        if api_key_of(request) is not None:
+            raise PermissionDenied("This API key is read-only: this needs a key with the operate scope.")
         raise PermissionDenied(f"This needs the {Role(role).label.lower()} role.")
     return membership
 
@@ -119,6 +137,19 @@ def _in_organization(request: HttpRequest, queryset: QuerySet[_M], code: object,
     if obj is None:
         raise Http404(f"No such {what} in your organization.")
     return obj
+
+
+def account_for_user(request: HttpRequest, code: object) -> SolaxAccount:
+    organization = current_membership(request).organization
+    account = SolaxAccount.objects.filter(code=parse_code(code), organization=organization).first()
+    if account is None:
+        raise Http404("No such account in your organization.")
+    return account
+
+
+def call_for_user(request: HttpRequest, code: object) -> ApiCall:
+    """A call to SolaX of the organization (what a write became: queued, sent, answered)."""
+    return _in_organization(request, ApiCall.objects.select_related("account"), code, "call")
 
 
 def group_for_user(request: HttpRequest, code: object) -> Group:

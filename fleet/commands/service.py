@@ -27,6 +27,7 @@ from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, c
 from fleet.commands.tracking import cancel_unsent, refresh
 from fleet.models import (
     ApiCall,
+    ApiKey,
     CallState,
     Command,
     CommandBatch,
@@ -174,9 +175,10 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
 
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
                    ip: str | None = None, source: str = "manual", retry_of: Command | None = None,
-                   start_by: datetime | None = None) -> Command:
+                   start_by: datetime | None = None, api_key: ApiKey | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
     DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command.
+    ``api_key`` is the REST API's key that asks (recorded as who, with ``ip`` as from where).
     Batches still unsent at ``start_by`` are cancelled, never sent late."""
     resolved = _resolve(account, target, action)
     if retry_of is not None and retry_of.account_id != account.pk:
@@ -192,7 +194,7 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             action=resolved.params, label=resolved.label, created=now,
             state=CommandState.APPROVAL if approval else CommandState.QUEUED,
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
-            source=source, retry_of=retry_of, devices_total=len(resolved.devices),
+            source=source, retry_of=retry_of, api_key=api_key, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
         )
         if target.kind == TargetKind.GROUPS:

@@ -1,6 +1,7 @@
 """Fleet models, one module per area; import them from here."""
 
 from fleet.models.accounts import Invitation, InvitationState, Membership, Organization, Role, SolaxAccount
+from fleet.models.api import SCOPE_ROLE, ApiKey, ApiKeyScope, IdempotencyKey
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
 from fleet.models.commands import (
     CallbackReceipt,
@@ -31,7 +32,7 @@ from fleet.models.prices import (
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
-    "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
+    "SCOPE_ROLE", "ApiKey", "ApiKeyScope", "IdempotencyKey", "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
     "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
