@@ -5,8 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from fleet.api import urls as api_urls
-
 from fleet.views import (
+    api_keys,
     approvals,
     auth,
     bindings,
@@ -59,6 +59,8 @@ urlpatterns = [
     path("settings/invitations/<uuid:code>/revoke/", org.invitation_revoke, name="fleet-invitation-revoke"),
     # The only page besides login that needs no login (the token is the credential).
     path("invite/<str:token>/", invitations.invitation_accept, name="fleet-invitation-accept"),
+    path("settings/api-keys/", api_keys.api_key_list, name="fleet-api-keys"),
+    path("settings/api-keys/<uuid:code>/revoke/", api_keys.api_key_revoke, name="fleet-api-key-revoke"),
     path("settings/members/<uuid:code>/role/", org.member_role, name="fleet-member-role"),
     path("settings/members/<uuid:code>/remove/", org.member_remove, name="fleet-member-remove"),
     path("commands/", commands.command_list, name="fleet-command-list"),

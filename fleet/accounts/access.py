@@ -52,9 +52,9 @@ def current_membership(request: HttpRequest) -> Membership:
         return cached
     key = api_key_of(request)
     if key is not None:
-        membership = Membership(organization=key.organization, role=key.role)
-        request._fleet_membership = membership  # type: ignore[attr-defined]
-        return membership
+        acting = Membership(organization=key.organization, role=key.role)
+        request._fleet_membership = acting  # type: ignore[attr-defined]
+        return acting
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
     memberships = memberships.select_related("organization")
     chosen = request.session.get(SESSION_KEY)

@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest
 from django.utils import timezone
-from ninja import Header, Query, Router, Schema
+from ninja import Header, Query, Router, Schema, Status
 from pydantic import Field
 
 from fleet.accounts import idempotency
@@ -101,7 +101,7 @@ def _command(code: uuid.UUID) -> Command:
                                     **PROBLEMS}, url_name="commands-create")
 def command_create(request: HttpRequest, payload: schemas.CommandIn,
                    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200)) \
-        -> tuple[int, dict[str, Any]]:
+        -> Status:
     """Send a command: 201 with the command (state queued, or approval when a second operator must
     approve it). With an ``Idempotency-Key`` header (any string of up to 200 characters, unique per
     request) a retry with the same key and body within 24 h returns the same command with 200, and
@@ -128,13 +128,13 @@ def command_create(request: HttpRequest, payload: schemas.CommandIn,
                 command = create()
                 slot.done(command.code)
         except idempotency.Replay as replay:
-            return 200, serialize.command(_command(replay.code))
+            return Status(200, serialize.command(_command(replay.code)))
         except idempotency.Conflict:
             raise Problem(409, "This Idempotency-Key was used with another body: use a new key for a new "
                                "request.") from None
     changed(request, "command.create", "command", command.code, after={"label": command.label,
                                                                       "state": command.state})
-    return 201, serialize.command(_command(command.code))
+    return Status(201, serialize.command(_command(command.code)))
 
 
 class CommandFilters(Paging):

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth.decorators import login_not_required
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import URLPattern, URLResolver, path
-from django.contrib.auth.decorators import login_not_required
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -185,7 +185,7 @@ def command_field(name: str) -> str:
 
 def _value(obj: Model, name: str) -> Any:
     value = getattr(obj, name.lstrip("-"))
-    return value.isoformat() if isinstance(value, datetime) else value
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def keyset(request: HttpRequest, queryset: QuerySet[Any], order: tuple[str, ...], *, cursor: str | None,

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.http import Http404, HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from fleet.accounts.access import (
@@ -117,7 +117,7 @@ def groups(request: HttpRequest, filters: Query[GroupFilters]) -> dict[str, Any]
 
 
 @router.post("/groups", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-create", tags=["groups"])
-def group_create(request: HttpRequest, payload: schemas.GroupIn) -> tuple[int, dict[str, Any]]:
+def group_create(request: HttpRequest, payload: schemas.GroupIn) -> Status:
     """Ask the cloud to create a group: 202 with the queued call; the group appears when the cloud answers."""
     require_operator(request)
     target = account_of(request, payload.account)
@@ -126,7 +126,7 @@ def group_create(request: HttpRequest, payload: schemas.GroupIn) -> tuple[int, d
         raise Invalid(_form_errors(form))
     queued = writes.request_group_add(target, form.cleaned_data["name"])
     changed(request, "group.create", "call", queued.code, after={"name": form.cleaned_data["name"]})
-    return 202, serialize.call(queued)
+    return Status(202, serialize.call(queued))
 
 
 @router.get("/groups/{uuid:code}", response={200: schemas.GroupDetailOut, **PROBLEMS}, url_name="group",
@@ -142,7 +142,7 @@ def group(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
 
 @router.patch("/groups/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-rename",
               tags=["groups"])
-def group_rename(request: HttpRequest, code: uuid.UUID, payload: schemas.GroupRenameIn) -> tuple[int, dict[str, Any]]:
+def group_rename(request: HttpRequest, code: uuid.UUID, payload: schemas.GroupRenameIn) -> Status:
     require_operator(request)
     row = group_for_user(request, code)
     if row.removed:
@@ -153,19 +153,19 @@ def group_rename(request: HttpRequest, code: uuid.UUID, payload: schemas.GroupRe
     queued = writes.request_group_rename(row, form.cleaned_data["name"])
     changed(request, "group.rename", "group", row.code, before={"name": row.name},
             after={"name": form.cleaned_data["name"]})
-    return 202, serialize.call(queued)
+    return Status(202, serialize.call(queued))
 
 
 @router.delete("/groups/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-delete",
                tags=["groups"])
-def group_delete(request: HttpRequest, code: uuid.UUID) -> tuple[int, dict[str, Any]]:
+def group_delete(request: HttpRequest, code: uuid.UUID) -> Status:
     require_operator(request)
     row = group_for_user(request, code)
     if row.removed:
         raise Http404("This group has left the cloud.")
     queued = writes.request_groups_delete(row.account, [row])
     changed(request, "group.delete", "group", row.code, before={"name": row.name})
-    return 202, serialize.call(queued)
+    return Status(202, serialize.call(queued))
 
 
 # Members ---------------------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def group_members(request: HttpRequest, code: uuid.UUID, filters: Query[MemberFi
 
 @router.post("/groups/{uuid:code}/members", response={202: schemas.CallOut, **PROBLEMS},
              url_name="group-member-add", tags=["groups"])
-def member_add(request: HttpRequest, code: uuid.UUID, payload: schemas.MemberIn) -> tuple[int, dict[str, Any]]:
+def member_add(request: HttpRequest, code: uuid.UUID, payload: schemas.MemberIn) -> Status:
     """Ask the cloud to add an inverter to the group: 202 with the queued call."""
     require_operator(request)
     row = group_for_user(request, code)
@@ -204,19 +204,19 @@ def member_add(request: HttpRequest, code: uuid.UUID, payload: schemas.MemberIn)
         raise Invalid(_form_errors(form))
     queued = writes.request_member_add(row, form.cleaned_data["sn"])
     changed(request, "member.add", "group", row.code, after={"sn": form.cleaned_data["sn"]})
-    return 202, serialize.call(queued)
+    return Status(202, serialize.call(queued))
 
 
 @router.delete("/members/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="member-remove",
                tags=["groups"])
-def member_remove(request: HttpRequest, code: uuid.UUID) -> tuple[int, dict[str, Any]]:
+def member_remove(request: HttpRequest, code: uuid.UUID) -> Status:
     """Ask the cloud to remove a member (by its code, from the members list) from its group."""
     require_operator(request)
     member = member_for_user(request, code)
     queued = writes.request_members_delete(member.group, [member])
     changed(request, "member.remove", "member", member.code,
             before={"sn": member.inverter_sn, "group": str(member.group.code)})
-    return 202, serialize.call(queued)
+    return Status(202, serialize.call(queued))
 
 
 # Devices ---------------------------------------------------------------------------------------

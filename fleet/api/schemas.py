@@ -6,7 +6,8 @@ Times are ISO 8601 with their offset (``2026-12-02T03:04:05.123456+00:00``).
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date as Day
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from ninja import Schema
@@ -263,12 +264,12 @@ class ScheduleOut(Schema):
     end_action: dict[str, Any]
     start_time: str
     end_time: str
-    date: date | None
+    date: Day | None
     weekdays: list[int]
     timezone: str
     enabled: bool
-    valid_from: date | None
-    valid_until: date | None
+    valid_from: Day | None
+    valid_until: Day | None
     calls_per_edge: int
     next_edge_at: Time | None
 
@@ -283,7 +284,7 @@ class PricePlanOut(Schema):
     zone: str
     group: uuid.UUID
     group_name: str
-    day: date
+    day: Day
     form: str
     state: str
     calls: int

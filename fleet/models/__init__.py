@@ -32,7 +32,8 @@ from fleet.models.prices import (
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
-    "SCOPE_ROLE", "ApiKey", "ApiKeyScope", "IdempotencyKey", "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
+    "SCOPE_ROLE", "ApiKey", "ApiKeyScope", "IdempotencyKey",
+    "ApiCall", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",
     "Organization", "PlanEdge", "PlanEdgeState", "PlanForm", "PlanState", "PriceInterval", "PriceRule",
