@@ -250,12 +250,21 @@ def _unknown_path(request: HttpRequest, rest: str = "") -> HttpResponse:
     return problem(404, "No such API path. The paths are listed at /api/v1/docs.")
 
 
+def _root(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(json.dumps({"docs": "/api/v1/docs", "openapi": "/api/v1/openapi.json"}),
+                        content_type="application/json")
+
+
 def urls() -> tuple[list[URLPattern | URLResolver], str, str]:
     """The API's URL patterns (for ``include``), each view key-authenticated rather than login-required,
-    and a problem 404 for any other path under the prefix."""
+    a root naming the docs, and a problem 404 for any other path under the prefix."""
     patterns, app_name, namespace = api.urls
+    kept: list[URLPattern | URLResolver] = [path("", _api_view(_root), name="api-root")]
     for entry in patterns:
         if isinstance(entry, URLPattern):
+            if entry.name == "api-root":
+                continue  # ninja's own root: an HTML 404 outside DEBUG
             entry.callback = _api_view(entry.callback)
+        kept.append(entry)
     fallback = path("<path:rest>", login_not_required(_unknown_path), name="unknown")
-    return [*patterns, fallback], app_name, namespace
+    return [*kept, fallback], app_name, namespace
