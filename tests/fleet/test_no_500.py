@@ -120,7 +120,8 @@ def world(org, account, admin_user):  # type: ignore[no-untyped-def]
     from fleet.accounts import api_keys
 
     api_key, api_key_plaintext = api_keys.create(org, "fuzzer", "operate")
-    return {"api_key": api_key, "api_key_plaintext": api_key_plaintext,"account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
+    return {"api_key": api_key, "api_key_plaintext": api_key_plaintext,
+            "account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
             "command": command, "search": search, "run": run, "member": member, "admin": admin_user,
             "superuser": superuser, "zone": zone, "rule": rule, "plan": plan, "selection": selection,
             "invitation": invitation}
