@@ -565,3 +565,47 @@ def test_the_docs_load_swagger_from_our_own_static_files_under_the_csp():
     assert "<script>" not in page  # no inline script: the settings are a JSON block read by a static file
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_two_concurrent_posts_with_one_idempotency_key_create_one_command(operate_key, account, group,
+                                                                           monkeypatch):
+    """Two threads, two connections, real commits: the second waits for the organization's lock, then
+    finds the key used and answers the first's command (PostgreSQL with DATABASE_URL; SQLite serialises)."""
+    import threading
+    import time as clock
+
+    from django.db import connection
+
+    from fleet.commands import service
+
+    real = service.create_command
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        clock.sleep(0.3)  # hold the transaction open while the other request arrives
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "create_command", slow)
+    barrier = threading.Barrier(2)
+    answers: list[object] = []
+
+    def submit() -> None:
+        try:
+            own = Api(operate_key[1])
+            barrier.wait()
+            answers.append(own.post("/commands", _group_command(group), **{"Idempotency-Key": "race"}))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            answers.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(getattr(a, "status_code", None) for a in answers) == [200, 201], answers
+    command = Command.objects.get()
+    assert {a.json()["code"] for a in answers} == {str(command.code)}  # type: ignore[attr-defined]
+    assert ApiCall.objects.count() == 1
