@@ -609,3 +609,31 @@ def test_two_concurrent_posts_with_one_idempotency_key_create_one_command(operat
     command = Command.objects.get()
     assert {a.json()["code"] for a in answers} == {str(command.code)}  # type: ignore[attr-defined]
     assert ApiCall.objects.count() == 1
+
+
+def test_every_change_tells_the_audit_hook_who_and_from_where(api, account, group):
+    from fleet.api.actor import api_changed
+
+    seen: list[dict] = []
+
+    def receiver(sender, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs)
+
+    api_changed.connect(receiver)
+    try:
+        api.post("/commands", _group_command(group))
+        api.send("patch", f"/groups/{group.code}", {"name": "North 2"})
+        api.post("/groups", {"name": "South"})
+        api.post(f"/groups/{group.code}/members", {"sn": "H4BB00000001"})
+        api.send("delete", f"/members/{group.members.first().code}")
+        api.send("delete", f"/groups/{group.code}")
+        api.get("/groups")  # reads change nothing
+        api.post("/groups", {"name": "x" * 51})  # refused: nothing changed
+    finally:
+        api_changed.disconnect(receiver)
+    assert [s["action"] for s in seen] == ["command.create", "group.rename", "group.create", "member.add",
+                                           "member.remove", "group.delete"]
+    assert {s["actor"].label for s in seen} == {"API key trading bot"}
+    assert {s["actor"].ip for s in seen} == {"127.0.0.1"}
+    assert seen[1]["before"] == {"name": "North"} and seen[1]["after"] == {"name": "North 2"}
+    assert seen[0]["object_code"] == str(Command.objects.get().code)
