@@ -167,7 +167,8 @@ def charger_for_user(request: HttpRequest, code: object) -> Charger:
 
 
 def command_for_user(request: HttpRequest, code: object) -> Command:
-    commands = Command.objects.select_related("account", "group", "selection", "created_by", "resolved_by", "retry_of")
+    commands = Command.objects.select_related("account", "group", "selection", "created_by", "resolved_by", "retry_of",
+                                              "api_key")
     return _in_organization(request, commands, code, "command")
 
 

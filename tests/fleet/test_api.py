@@ -291,7 +291,7 @@ def test_a_plan_is_a_dry_run(api, account, group):
     assert not Command.objects.exists() and not ApiCall.objects.exists()
 
 
-def test_a_command_records_the_key_and_where_it_came_from(api, account, group, operate_key):
+def test_a_command_records_the_key_and_where_it_came_from(api, account, group, operate_key, admin_user):
     response = api.post("/commands", _group_command(group))
     assert response.status_code == 201, response.content
     body = response.json()
@@ -304,6 +304,10 @@ def test_a_command_records_the_key_and_where_it_came_from(api, account, group, o
     assert body["url"] == f"/api/v1/commands/{command.code}"
     assert ApiCall.objects.get().endpoint == "group_control"
     assert DeviceResult.objects.filter(command=command).count() == 3
+    # the page says who sent it
+    page = Client()
+    page.force_login(admin_user)
+    assert "API key “trading bot” from 127.0.0.1 (api)" in page.get(f"/commands/{command.code}/").content.decode()
 
 
 def test_a_retry_with_the_same_idempotency_key_returns_the_same_command(api, account, group):
