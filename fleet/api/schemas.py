@@ -282,8 +282,10 @@ class PricePlanOut(Schema):
     code: uuid.UUID
     account: uuid.UUID
     zone: str
-    group: uuid.UUID
-    group_name: str
+    rule: uuid.UUID
+    target_kind: str
+    group: uuid.UUID | None
+    group_name: str | None
     day: Day
     form: str
     state: str

@@ -82,8 +82,11 @@ def schedule(row: Schedule) -> dict[str, Any]:
 
 def price_plan(row: DayPlan) -> dict[str, Any]:
     rule = row.rule
-    return {"code": row.code, "account": rule.zone.account.code, "zone": rule.zone.name, "group": rule.group.code,
-            "group_name": rule.group.name, "day": row.day, "form": row.form, "state": row.state, "calls": row.calls,
+    group = rule.group  # a rule may target several groups or a selection instead (then None)
+    return {"code": row.code, "account": rule.zone.account.code, "zone": rule.zone.name,
+            "rule": rule.code, "target_kind": getattr(rule, "target_kind", "group"),
+            "group": group.code if group else None, "group_name": group.name if group else None,
+            "day": row.day, "form": row.form, "state": row.state, "calls": row.calls,
             "avg_charge": str(row.avg_charge) if row.avg_charge is not None else None,
             "avg_discharge": str(row.avg_discharge) if row.avg_discharge is not None else None,
             "periods": list(row.periods), "edges": list(row.edges), "notes": list(row.notes),
