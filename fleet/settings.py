@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "template_partials",
+    "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN (the CSP allows only 'self')
     "fleet",
 ]
 

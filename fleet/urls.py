@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
+from fleet.api import urls as api_urls
 from fleet.views import (
     alerts,
+    api_keys,
     approvals,
     audit,
     auth,
@@ -66,6 +68,8 @@ urlpatterns = [
     path("settings/invitations/<uuid:code>/revoke/", org.invitation_revoke, name="fleet-invitation-revoke"),
     # The only page besides login that needs no login (the token is the credential).
     path("invite/<str:token>/", invitations.invitation_accept, name="fleet-invitation-accept"),
+    path("settings/api-keys/", api_keys.api_key_list, name="fleet-api-keys"),
+    path("settings/api-keys/<uuid:code>/revoke/", api_keys.api_key_revoke, name="fleet-api-key-revoke"),
     path("settings/members/<uuid:code>/role/", org.member_role, name="fleet-member-role"),
     path("settings/members/<uuid:code>/remove/", org.member_remove, name="fleet-member-remove"),
     path("commands/", commands.command_list, name="fleet-command-list"),
@@ -112,5 +116,7 @@ urlpatterns = [
     path("inverters/ungrouped/", ungrouped.ungrouped, name="fleet-ungrouped"),
     path("inverters/ungrouped/add/", ungrouped.ungrouped_add, name="fleet-ungrouped-add"),
     path("inverters/ungrouped/lookup/", ungrouped.ungrouped_lookup, name="fleet-ungrouped-lookup"),
+    # The REST API: key-authenticated (not login), RFC 9457 errors, docs at /api/v1/docs
+    path("api/v1/", include((api_urls.urlpatterns, api_urls.app_name), namespace=api_urls.namespace)),
     path("admin/", admin.site.urls),
 ]

@@ -13,6 +13,7 @@ from fleet.models import (
     Alert,
     AlertState,
     ApiCall,
+    ApiKey,
     Channel,
     Charger,
     Command,
@@ -33,15 +34,30 @@ SESSION_KEY = "fleet_org"
 _M = TypeVar("_M", bound=Model)
 
 
+API_KEY_ATTRIBUTE = "fleet_api_key"  # set by the REST API's authentication (fleet.api.core)
+
+
+def api_key_of(request: HttpRequest) -> ApiKey | None:
+    """Return the API key a request of the REST API was authenticated with, else None."""
+    return getattr(request, API_KEY_ATTRIBUTE, None)
+
+
 def current_membership(request: HttpRequest) -> Membership:
     """Return the user's membership in the organization they are working in.
 
     The organization is the one chosen in the session, else the user's first. A user with no
-    membership gets a 403: they may log in but see nothing.
+    membership gets a 403: they may log in but see nothing. A request of the REST API acts for its
+    key: in the key's organization, with the role of its scope (read: viewer, operate: operator), so
+    every lookup and role check below applies to it unchanged. That membership is never saved.
     """
     cached = getattr(request, "_fleet_membership", None)
     if cached is not None:
         return cached
+    key = api_key_of(request)
+    if key is not None:
+        acting = Membership(organization=key.organization, role=key.role)
+        request._fleet_membership = acting  # type: ignore[attr-defined]
+        return acting
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
     # The nav's badge of open alerts rides along as a correlated count: no query of its own per page.
     open_alerts = (Alert.objects.filter(organization=OuterRef("organization"), state=AlertState.OPEN)
@@ -63,6 +79,8 @@ def require_role(request: HttpRequest, role: str) -> Membership:
     """Return the current membership, or raise PermissionDenied if its role is below `role`."""
     membership = current_membership(request)
     if not membership.has_role(role):
+        if api_key_of(request) is not None:
+            raise PermissionDenied("This API key is read-only: this needs a key with the operate scope.")
         raise PermissionDenied(f"This needs the {Role(role).label.lower()} role.")
     return membership
 
@@ -127,6 +145,19 @@ def _in_organization(request: HttpRequest, queryset: QuerySet[_M], code: object,
     return obj
 
 
+def account_for_user(request: HttpRequest, code: object) -> SolaxAccount:
+    organization = current_membership(request).organization
+    account = SolaxAccount.objects.filter(code=parse_code(code), organization=organization).first()
+    if account is None:
+        raise Http404("No such account in your organization.")
+    return account
+
+
+def call_for_user(request: HttpRequest, code: object) -> ApiCall:
+    """A call to SolaX of the organization (what a write became: queued, sent, answered)."""
+    return _in_organization(request, ApiCall.objects.select_related("account"), code, "call")
+
+
 def group_for_user(request: HttpRequest, code: object) -> Group:
     return _in_organization(request, Group.objects.select_related("account"), code, "group")
 
@@ -142,7 +173,8 @@ def charger_for_user(request: HttpRequest, code: object) -> Charger:
 
 
 def command_for_user(request: HttpRequest, code: object) -> Command:
-    commands = Command.objects.select_related("account", "group", "selection", "created_by", "resolved_by", "retry_of")
+    commands = Command.objects.select_related("account", "group", "selection", "created_by", "resolved_by", "retry_of",
+                                              "api_key")
     return _in_organization(request, commands, code, "command")
 
 

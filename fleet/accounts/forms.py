@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.http import HttpRequest
 
 from fleet import crypto
 from fleet.accounts import throttle
-from fleet.models import Role, SafetyEnvelope, SolaxAccount
+from fleet.models import ApiKey, Organization, Role, SafetyEnvelope, SolaxAccount
 from fleet.models.accounts import TOKEN_PAUSE_PREFIXES
 
 TOKEN_RE = re.compile(r"^\d{20,30}$")
@@ -180,3 +181,23 @@ class SafetyEnvelopeForm(forms.ModelForm):
         model = SafetyEnvelope
         fields = ["max_devices", "max_discharge_kw", "min_discharge_soc", "max_remote_timeout",
                   "max_writes_per_device_per_day", "approval_above_devices"]
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key: its name (unique among the organization's active keys) and scope."""
+
+    name = forms.CharField(max_length=100, strip=True, help_text="Say which system uses it, e.g. “trading bot”.",
+                           error_messages={"required": "A key needs a name."})
+    scope = forms.ChoiceField(choices=[("read", "read: list and get"),
+                                       ("operate", "operate: also plan and send commands, change groups")],
+                              initial="read")
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_name(self) -> str:
+        from_field: str = self.cleaned_data["name"]
+        if ApiKey.objects.filter(organization=self.organization, name=from_field, revoked_at=None).exists():
+            raise ValidationError(f"An active key named {from_field!r} exists already.")
+        return from_field

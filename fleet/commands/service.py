@@ -29,6 +29,7 @@ from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, c
 from fleet.commands.tracking import cancel_unsent, first_result_delay, refresh
 from fleet.models import (
     ApiCall,
+    ApiKey,
     CallAttempt,
     CallState,
     Command,
@@ -306,11 +307,13 @@ def _warnings(account: SolaxAccount, now: datetime, last: datetime, calls: int, 
 
 def create_command(account: SolaxAccount, target: Target, action: dict[str, Any], *, user: Any = None,
                    ip: str | None = None, source: str = "manual", retry_of: Command | None = None,
-                   start_by: datetime | None = None, staged: RolloutSpec | None = None) -> Command:
+                   start_by: datetime | None = None, staged: RolloutSpec | None = None,
+                   api_key: ApiKey | None = None) -> Command:
     """Validate (CommandError on any bad field, nothing written), then write the Command, its
     DeviceResults, CommandBatches and control ApiCalls in one transaction and return the Command.
     Batches still unsent at ``start_by`` are cancelled, never sent late. With ``staged``, only the
-    canary's calls are queued; the rest wait for its results (``fleet.commands.rollout``)."""
+    canary's calls are queued; the rest wait for its results (``fleet.commands.rollout``).
+    ``api_key`` is the REST API's key that asks (recorded as who, with ``ip`` as from where)."""
     resolved = _resolve(account, target, action, staged)
     if retry_of is not None and retry_of.account_id != account.pk:
         raise CommandError({"retry_of": "not a command of this account"})
@@ -325,7 +328,7 @@ def create_command(account: SolaxAccount, target: Target, action: dict[str, Any]
             action=resolved.params, label=resolved.label, created=now,
             state=CommandState.APPROVAL if approval else CommandState.QUEUED,
             created_by=user if user is not None and user.is_authenticated else None, created_from=ip,
-            source=source, retry_of=retry_of, devices_total=len(resolved.devices),
+            source=source, retry_of=retry_of, api_key=api_key, devices_total=len(resolved.devices),
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
             **_rollout_fields(staged, resolved),
         )

@@ -12,6 +12,7 @@ from fleet.models.alerts import (
     DeliveryState,
     Severity,
 )
+from fleet.models.api import SCOPE_ROLE, ApiKey, ApiKeyScope, IdempotencyKey
 from fleet.models.audit import AuditEntry
 from fleet.models.calls import ApiCall, CallAttempt, CallState, Priority
 from fleet.models.commands import (
@@ -45,7 +46,7 @@ from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
     "ACTIVE_ALERT_STATES", "Alert", "AlertKind", "AlertState", "Channel", "ChannelKind", "Delivery",
-    "DeliveryState", "Severity",
+    "DeliveryState", "Severity", "SCOPE_ROLE", "ApiKey", "ApiKeyScope", "IdempotencyKey",
     "ApiCall", "AuditEntry", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",
     "Inverter", "Invitation", "InvitationState", "Membership", "Occurrence", "OccurrenceState", "OnceKey",

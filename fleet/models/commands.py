@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone as dj_timezone
 
 from fleet.models.accounts import Organization, SolaxAccount
+from fleet.models.api import ApiKey
 from fleet.models.calls import ApiCall
 from fleet.models.mirror import Group, SavedSelection
 
@@ -78,7 +79,9 @@ class Command(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                    related_name="commands")
     created_from = models.GenericIPAddressField(null=True, blank=True)
-    source = models.CharField(max_length=20, default="manual")  # manual, schedule, retry
+    source = models.CharField(max_length=20, default="manual")  # manual, schedule, retry, api
+    # The API key that sent it (source "api"): who, with created_from saying from where.
+    api_key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, blank=True, related_name="commands")
     # The latest deadline of its batches (each counted from its own send): when the last result is due.
     expires_at = models.DateTimeField(null=True, blank=True)
     # The operator's "must start by": batches still unsent then are cancelled, never sent late.

@@ -8,7 +8,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 PUBLIC = {"fleet-login", "fleet-healthz", "fleet-callback", "fleet-invitation-accept"}
-SAMPLES = {"uuid": str(uuid.uuid4()), "int": "1", "str": "x", "slug": "x", "path": "x"}
+SAMPLES = {"uuid": str(uuid.uuid4()), "uuidstr": str(uuid.uuid4()), "int": "1", "str": "x", "slug": "x", "path": "x"}
 
 
 def _patterns(resolvers, prefix=""):  # type: ignore[no-untyped-def]
@@ -16,6 +16,8 @@ def _patterns(resolvers, prefix=""):  # type: ignore[no-untyped-def]
         if isinstance(entry, URLResolver):
             if entry.app_name == "admin":
                 continue  # Django admin keeps its own login; tested below
+            if entry.namespace == "api-v1":
+                continue  # the REST API takes API keys, not logins; tested below
             yield from _patterns(entry.url_patterns, prefix + str(entry.pattern))
         elif isinstance(entry, URLPattern):
             yield entry, prefix + str(entry.pattern)
@@ -47,6 +49,29 @@ def test_anonymous_requests_are_sent_to_login(client, name, url):
         response = getattr(client, method)(url)
         assert response.status_code == 302, (name, method, response.status_code)
         assert response["Location"].startswith("/login/"), (name, response["Location"])
+
+
+def _api_routes() -> list[str]:
+    api = next(e for e in get_resolver().url_patterns if isinstance(e, URLResolver) and e.namespace == "api-v1")
+    return [_concrete("api/v1/" + str(p.pattern)) for p in api.url_patterns]
+
+
+def test_the_enumeration_finds_the_api():
+    assert "/api/v1/commands" in _api_routes() and len(_api_routes()) > 15
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", _api_routes())
+def test_anonymous_api_requests_are_401_not_a_login_redirect(client, url):
+    public = url in ("/api/v1/docs", "/api/v1/openapi.json", "/api/v1/")  # the document, its docs, the root
+    for method in ("get", "post", "delete"):
+        response = getattr(client, method)(url)
+        assert "Location" not in response, (url, method)
+        if public:
+            assert response.status_code == 200, url
+        else:
+            assert response.status_code in (401, 404, 405), (url, method, response.status_code)
+            assert response["Content-Type"] == "application/problem+json", url
 
 
 @pytest.mark.django_db

@@ -117,12 +117,14 @@ def world(org, account, admin_user):  # type: ignore[no-untyped-def]
     selection = SavedSelection.objects.create(account=account, name="Pilot", sns=["H4ABCDEF01"])
     invitation = Invitation.objects.create(organization=org, email="x@example.com", token_hash="0" * 64,
                                            expires_at=timezone.now() + timedelta(days=1))
+    from fleet.accounts import api_keys
     from fleet.models import Alert, Channel
 
     alert = Alert.objects.create(organization=org, account=account, kind="sync", subject=str(account.code),
                                  title="Sync failed")
     channel = Channel.objects.create(organization=org, kind="email", name="Ops", target="ops@example.com")
-    return {"alert": alert, "channel": channel,
+    api_key, api_key_plaintext = api_keys.create(org, "fuzzer", "operate")
+    return {"alert": alert, "channel": channel, "api_key": api_key, "api_key_plaintext": api_key_plaintext,
             "account": account, "group": group, "inverter": inverter, "charger": charger, "schedule": schedule,
             "command": command, "search": search, "run": run, "member": member, "admin": admin_user,
             "superuser": superuser, "zone": zone, "rule": rule, "plan": plan, "selection": selection,
@@ -137,6 +139,10 @@ CODE_OF = {
     "fleet-price-zone": "zone", "fleet-price-upload": "zone", "fleet-price-rule-create": "zone",
     "fleet-price-rule": "rule", "fleet-day-plan": "plan", "fleet-selection-": "selection",
     "fleet-invitation-revoke": "invitation", "fleet-alert-acknowledge": "alert", "fleet-channel": "channel",
+    "fleet-api-key-": "api_key",
+    # the REST API (namespace api-v1; django-ninja names a path after its first operation)
+    "account": "account", "call": "search", "group": "group", "member-remove": "inverter", "selection": "selection",
+    "schedule": "schedule", "price-plan": "plan", "command": "command",
 }
 
 
@@ -168,8 +174,10 @@ def _path(route: Route, world: dict[str, Any], str_value: str | None = None) -> 
     for conv, arg in route.converters:
         if route.pattern.startswith("admin/"):
             value = _admin_value(route, arg, world)
-        elif conv == "uuid":
+        elif conv in ("uuid", "uuidstr"):  # uuidstr: django-ninja's UUID converter
             value = _code_for(route.name, world)
+        elif conv == "path" and route.pattern.startswith("api/"):  # the API's problem 404 for unknown paths
+            value = "nowhere/at/all" if str_value is None else str_value
         elif arg == "token":  # an invitation link: a random, unknown one
             value = "x" * 43 if str_value is None else str_value
         elif arg == "secret":
@@ -325,18 +333,20 @@ def _fuzz_route(client: Client, route: Route, world: dict[str, Any], forms: dict
                       content_type="application/json")
             _send(client, user, outcome, "json deep", "post", path, data=DEEP, content_type="application/json")
     for conv, arg in route.converters:
-        if conv == "str" and not route.pattern.startswith("admin/"):
+        if conv in ("str", "path") and not route.pattern.startswith("admin/"):
             for label, payload in (("nul", "a\x00b"), ("deep-json", "[[[[[[")):
                 bad = _path(route, world, str_value=payload)
                 _send(client, user, outcome, f"{arg}={label}", "get", bad)
                 _send(client, user, outcome, f"{arg}={label}", "post", bad, data="{}", content_type="application/json")
-        if conv == "uuid":
+        if conv in ("uuid", "uuidstr"):
             _send(client, user, outcome, f"{arg}=unknown", "get", path.replace(_code_for(route.name, world),
                                                                                  str(uuid.uuid4())))
 
 
 def _run(world: dict[str, Any], routes: list[Route]) -> Outcome:
-    client = Client(raise_request_exception=False)
+    # The API's key on every request: the pages ignore it, the API's views go past authentication.
+    client = Client(raise_request_exception=False,
+                    headers={"Authorization": f"Bearer {world['api_key_plaintext']}"})
     forms = _discover_forms(client, world)
     outcome = Outcome()
     for route in routes:
@@ -352,9 +362,12 @@ def test_every_url_pattern_is_enumerated():
     names = {r.name for r in FLEET_ROUTES}
     assert {"fleet-groups", "fleet-group", "fleet-inverters", "fleet-chargers", "fleet-budget",
             "fleet-callback", "fleet-binding", "fleet-schedule-create", "fleet-invitation-add"} <= names
+    from fleet.api.urls import urlpatterns as api_urlpatterns
     from fleet.urls import urlpatterns
 
-    assert len(FLEET_ROUTES) == len(urlpatterns) - 1  # every pattern but the admin include
+    # every pattern but the admin and API includes, and every pattern of the API
+    assert len(FLEET_ROUTES) == len(urlpatterns) - 2 + len(api_urlpatterns)
+    assert {"commands-create", "command-results", "groups", "call", "fleet-api-keys"} <= names
     assert len(ADMIN_ROUTES) > 30
 
 
