@@ -180,3 +180,15 @@ class SafetyEnvelopeForm(forms.ModelForm):
         model = SafetyEnvelope
         fields = ["max_devices", "max_discharge_kw", "min_discharge_soc", "max_remote_timeout",
                   "max_writes_per_device_per_day", "approval_above_devices"]
+
+
+class ZoneForm(forms.Form):
+    """The zone a person reads times in; "" keeps the organization's default (its first account's)."""
+
+    timezone = forms.ChoiceField(label="Show times in", required=False)
+
+    def __init__(self, *args, default_zone: str = "", **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+        field: forms.ChoiceField = self.fields["timezone"]  # type: ignore[assignment]
+        field.choices = [("", f"the organization's zone ({default_zone})"), *((z, z) for z in zones)]

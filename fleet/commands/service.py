@@ -41,13 +41,35 @@ from fleet.models import (
     SolaxAccount,
     TargetKind,
 )
+from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.pipeline import ledger, queue
 from solax import endpoints
 
 log = logging.getLogger("fleet.commands")
 
 
-POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
+POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls, until the account has a history
+POLLS_LEARNED_FROM = 50  # the account's most recent settled inverter batches the estimate averages
+POLLS_LEARNED_MIN = 3  # fewer settled batches than this: the constant
+
+
+@dataclass(frozen=True)
+class PollEstimate:
+    per_batch: float
+    batches_seen: int  # 0: the constant, nothing learned yet
+
+
+def poll_estimate(account: SolaxAccount) -> PollEstimate:
+    """How many polls (query_command + query_result) one control call of this account took lately:
+    the mean over its last settled inverter batches (their own poll counters), else the constant.
+    One query: the account's recent commands come from the command_history index."""
+    recent = (Command.objects.filter(account=account, kind=CommandKind.INVERTER_CONTROL)
+              .exclude(state__in=ACTIVE_COMMAND_STATES).order_by("-created").values("id")[:POLLS_LEARNED_FROM])
+    polls = list(CommandBatch.objects.filter(command_id__in=recent, polls__gt=0)
+                 .order_by("-id").values_list("polls", flat=True)[:POLLS_LEARNED_FROM])
+    if len(polls) < POLLS_LEARNED_MIN:
+        return PollEstimate(float(POLLS_PER_BATCH_ESTIMATE), 0)
+    return PollEstimate(sum(polls) / len(polls), len(polls))
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,8 @@ class CostPlan:
     batches: list[Batch] = field(default_factory=list)
     max_sns_per_call: int = 100
     needs_approval: bool = False  # over the safety envelope's size threshold: a second operator approves
+    polls_per_batch: float = POLLS_PER_BATCH_ESTIMATE
+    polls_learned_from: int = 0  # settled batches of this account the estimate comes from (0: the constant)
 
     @property
     def group_calls(self) -> int:
@@ -151,7 +175,8 @@ def plan_command(account: SolaxAccount, target: Target, action: dict[str, Any]) 
 def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
     now = timezone.now()
     sends = len(resolved.batches)
-    polls = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE * sends
+    estimate = PollEstimate(0.0, 0) if resolved.kind == CommandKind.CHARGER_MODE else poll_estimate(account)
+    polls = math.ceil(estimate.per_batch * sends)
     ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
                                    not_before__lte=now).count()
     budget = ledger.budget_of(account, now)
@@ -167,7 +192,8 @@ def _plan(account: SolaxAccount, resolved: _Resolved) -> CostPlan:
                     queued_ahead=ahead, goes_out_at=goes_out_at, day_free=budget.day_free,
                     day_limit=budget.day_limit, label=resolved.label, batches=resolved.batches,
                     max_sns_per_call=account.max_sns_per_call,
-                    needs_approval=safety.needs_approval(account, len(resolved.devices)))
+                    needs_approval=safety.needs_approval(account, len(resolved.devices)),
+                    polls_per_batch=round(estimate.per_batch, 1), polls_learned_from=estimate.batches_seen)
 
 
 # Creating -------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ CODE_OF = {
     "fleet-group": "group", "fleet-cloud-result": "search", "fleet-sync-run": "run", "fleet-charger": "charger",
     "fleet-price-zone": "zone", "fleet-price-upload": "zone", "fleet-price-rule-create": "zone",
     "fleet-price-rule": "rule", "fleet-day-plan": "plan", "fleet-selection-": "selection",
-    "fleet-invitation-revoke": "invitation",
+    "fleet-invitation-revoke": "invitation", "fleet-inverter": "inverter",
 }
 
 
