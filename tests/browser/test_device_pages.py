@@ -37,6 +37,7 @@ def test_find_a_device_and_its_silent_command(page, live_server, login, operator
     members = list(Inverter.objects.filter(account=mirrored_fleet).order_by("inverter_sn"))
     silent = members[0]
     command = _running_command(mirrored_fleet, [m.inverter_sn for m in members[:5]])
+    _running_command(mirrored_fleet, [m.inverter_sn for m in members[5:7]])  # another, to other devices
     Schedule.objects.create(account=mirrored_fleet, name="Night charge", target_kind="group",
                             group=silent.group, start_action={"superType": "1", "systemSwitch": "1"},
                             end_action={"superType": "1", "systemSwitch": "0"}, start_time=time(1),
@@ -67,21 +68,27 @@ def test_find_a_device_and_its_silent_command(page, live_server, login, operator
     page.click(f"#device-history >> text={command.label}")
     expect(page.locator("#progress-text")).to_contain_text("3 of 5 devices answered · 2 silent (offline?)")
     expect(page.locator("#progress-text")).to_contain_text("final look at")
-    expect(page.locator("#silent-devices")).to_contain_text(silent.inverter_sn)
+    expect(page.locator("#device-results tbody tr")).to_have_count(1)  # opened on this device's row
     zone = page.locator("#progress-text time").inner_text()
     assert zone.endswith(("CET", "CEST")), zone  # the account's zone, with its abbreviation
     page.goto(f"{live_server.url}/commands/{command.code}/")
+    expect(page.locator("#silent-devices")).to_contain_text(silent.inverter_sn)
     page.screenshot(path=os.path.join(screenshot_dir, f"command_silent_{width}.png"), full_page=True)
     page.select_option("#device-results select[name=state]", "silent")
     page.click("#device-results button:has-text('Show')")
     expect(page.locator("#device-results tbody tr")).to_have_count(2)
 
     page.goto(f"{live_server.url}/commands/")
+    expect(page.locator("#history-rows tbody tr")).to_have_count(2)
     page.fill("input[name=sn]", members[4].inverter_sn)
-    page.click("#command-history button:has-text('Filter')")
+    with page.expect_response(lambda r: "sn=" in r.url):
+        page.click("#command-history button:has-text('Filter')")
     expect(page.locator("#history-rows tbody tr")).to_have_count(1)
+    expect(page.locator("#history-rows")).to_contain_text(command.label)
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     page.fill("input[name=sn]", "H4NOSUCHSN00")
-    page.click("#command-history button:has-text('Filter')")
+    with page.expect_response(lambda r: "H4NOSUCHSN00" in r.url):
+        page.click("#command-history button:has-text('Filter')")
     expect(page.locator("#history-rows")).to_contain_text("No commands match")
 
     page.goto(f"{live_server.url}/inverters/")
