@@ -154,3 +154,13 @@ def test_the_plan_page_says_where_the_estimate_comes_from(operator_client, accou
     response = operator_client.post("/commands/new/", {"target": "group", "group": group.code, "superType": "1",
                                                        "systemSwitch": "1"})
     assert "2.0 per call, learned from this account's last 3 settled calls" in response.content.decode()
+
+
+def test_the_hourly_chart_counts_utc_hours_whatever_the_persons_zone(viewer_client, viewer, account):
+    from fleet.models import CallAttempt
+
+    Membership.objects.filter(user=viewer).update(timezone="Asia/Kolkata")  # UTC+5:30: its hours are not UTC's
+    call = ApiCall.objects.create(account=account, endpoint="batch_control", priority=0, params={})
+    CallAttempt.objects.create(account=account, call=call, seq=1, sent_at=timezone.now() - timedelta(minutes=1))
+    chart = viewer_client.get("/budget/").context["chart"]
+    assert sum(bar.calls for bar in chart.bars) == 1
