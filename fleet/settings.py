@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "fleet.middleware.RejectMalformedInput",
+    "fleet.middleware.ResetZone",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,7 +123,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "fleet.context_processors.organization",
             ],
-            "builtins": ["fleet.templatetags.fleet_errors"],  # |call_error on every page
+            "builtins": ["fleet.templatetags.fleet_errors", "fleet.templatetags.fleet_time"],  # |call_error, |when
         },
     },
 ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from fleet.models import (
     Alert,
@@ -59,10 +62,13 @@ def current_membership(request: HttpRequest) -> Membership:
         request._fleet_membership = acting  # type: ignore[attr-defined]
         return acting
     memberships = Membership.objects.filter(user=request.user)  # type: ignore[misc]
-    # The nav's badge of open alerts rides along as a correlated count: no query of its own per page.
+    # The nav's badge of open alerts and the organization's first account's zone (the default zone)
+    # ride along as correlated subqueries: no query of their own per page.
     open_alerts = (Alert.objects.filter(organization=OuterRef("organization"), state=AlertState.OPEN)
                    .order_by().values("organization").annotate(n=Count("pk")).values("n"))
-    memberships = memberships.select_related("organization").annotate(open_alerts=Subquery(open_alerts))
+    first_zone = SolaxAccount.objects.filter(organization=OuterRef("organization")).order_by("name")
+    memberships = memberships.select_related("organization").annotate(
+        open_alerts=Subquery(open_alerts), default_zone=Subquery(first_zone.values("timezone")[:1]))
     chosen = request.session.get(SESSION_KEY)
     membership = None
     if chosen:
@@ -72,7 +78,22 @@ def current_membership(request: HttpRequest) -> Membership:
     if membership is None:
         raise PermissionDenied("You are not a member of any organization yet. Ask an admin to add you.")
     request._fleet_membership = membership  # type: ignore[attr-defined]
+    activate_zone(membership)
     return membership
+
+
+def zone_name(membership: Membership) -> str:
+    """The zone this person reads times in: their own choice, else their organization's first
+    account's, else TIME_ZONE."""
+    return membership.timezone or getattr(membership, "default_zone", None) or settings.TIME_ZONE
+
+
+def activate_zone(membership: Membership) -> None:
+    """Show every time of this request in the person's zone (fleet.middleware.ResetZone ends it)."""
+    try:
+        timezone.activate(zoneinfo.ZoneInfo(zone_name(membership)))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        timezone.activate(zoneinfo.ZoneInfo(settings.TIME_ZONE))
 
 
 def require_role(request: HttpRequest, role: str) -> Membership:
@@ -166,6 +187,12 @@ def member_for_user(request: HttpRequest, code: object) -> Inverter:
     """A group member (an inverter row) that is still in the cloud."""
     members = Inverter.objects.select_related("group", "account").filter(removed=False)
     return _in_organization(request, members, code, "member")
+
+
+def inverter_for_user(request: HttpRequest, code: object) -> Inverter:
+    """An inverter row (a group member) for its device page; a row removed from the cloud is still
+    shown, for its history."""
+    return _in_organization(request, Inverter.objects.select_related("group", "account"), code, "inverter")
 
 
 def charger_for_user(request: HttpRequest, code: object) -> Charger:

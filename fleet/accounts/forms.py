@@ -201,3 +201,15 @@ class ApiKeyForm(forms.Form):
         if ApiKey.objects.filter(organization=self.organization, name=from_field, revoked_at=None).exists():
             raise ValidationError(f"An active key named {from_field!r} exists already.")
         return from_field
+
+
+class ZoneForm(forms.Form):
+    """The zone a person reads times in; "" keeps the organization's default (its first account's)."""
+
+    timezone = forms.ChoiceField(label="Show times in", required=False)
+
+    def __init__(self, *args, default_zone: str = "", **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        zones = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+        field: forms.ChoiceField = self.fields["timezone"]  # type: ignore[assignment]
+        field.choices = [("", f"the organization's zone ({default_zone})"), *((z, z) for z in zones)]

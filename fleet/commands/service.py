@@ -47,12 +47,34 @@ from fleet.models import (
     SolaxAccount,
     TargetKind,
 )
+from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.pipeline import ledger
 
 log = logging.getLogger("fleet.commands")
 
 
-POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls
+POLLS_PER_BATCH_ESTIMATE = 4  # one query_command and about three result polls, until the account has a history
+POLLS_LEARNED_FROM = 50  # the account's most recent settled inverter batches the estimate averages
+POLLS_LEARNED_MIN = 3  # fewer settled batches than this: the constant
+
+
+@dataclass(frozen=True)
+class PollEstimate:
+    per_batch: float
+    batches_seen: int  # 0: the constant, nothing learned yet
+
+
+def poll_estimate(account: SolaxAccount) -> PollEstimate:
+    """How many polls (query_command + query_result) one control call of this account took lately:
+    the mean over its last settled inverter batches (their own poll counters), else the constant.
+    One query: the account's recent commands come from the command_history index."""
+    recent = (Command.objects.filter(account=account, kind=CommandKind.INVERTER_CONTROL)
+              .exclude(state__in=ACTIVE_COMMAND_STATES).order_by("-created").values("id")[:POLLS_LEARNED_FROM])
+    polls = list(CommandBatch.objects.filter(command_id__in=recent, polls__gt=0)
+                 .order_by("-id").values_list("polls", flat=True)[:POLLS_LEARNED_FROM])
+    if len(polls) < POLLS_LEARNED_MIN:
+        return PollEstimate(float(POLLS_PER_BATCH_ESTIMATE), 0)
+    return PollEstimate(sum(polls) / len(polls), len(polls))
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,8 @@ class CostPlan:
     canary_results_by: datetime | None = None
     result_delay_seconds: float = 0.0  # learned per account (else the default)
     warnings: list[str] = field(default_factory=list)
+    polls_per_batch: float = POLLS_PER_BATCH_ESTIMATE
+    polls_learned_from: int = 0  # settled batches of this account the estimate comes from (0: the constant)
 
     @property
     def group_calls(self) -> int:
@@ -228,8 +252,9 @@ class _Slots:
 def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | None = None) -> CostPlan:
     now = timezone.now()
     sends = len(resolved.batches)
-    per_batch = 0 if resolved.kind == CommandKind.CHARGER_MODE else POLLS_PER_BATCH_ESTIMATE
-    polls = per_batch * sends
+    estimate = PollEstimate(0.0, 0) if resolved.kind == CommandKind.CHARGER_MODE else poll_estimate(account)
+    per_batch = estimate.per_batch
+    polls = math.ceil(per_batch * sends)
     # Queued calls of equal or higher priority go first (control writes; due result polls age in
     # between, counted below with this command's own).
     ahead = ApiCall.objects.filter(account=account, state=CallState.QUEUED, priority__lte=Priority.CONTROL,
@@ -249,7 +274,7 @@ def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | No
         # after the first minute's burst costs 1 + its polls of the shared minute.
         burst = max(0, (budget.minute_free if free is None else free) - offset)
         later = max(0, batches - 1 - burst)
-        return slots.at(offset + batches - 1 + later * per_batch, start=begin, free=free, before=before)
+        return slots.at(offset + batches - 1 + math.ceil(later * per_batch), start=begin, free=free, before=before)
 
     if canary:
         canary_last = last_of(canary, ahead)
@@ -257,7 +282,7 @@ def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | No
         rest = sends - canary
         # the rest leaves once the canary's results are in: with what is left of this minute if they come
         # within it, else with a whole minute free again
-        spent = ahead + canary * (1 + per_batch)
+        spent = ahead + math.ceil(canary * (1 + per_batch))
         free = (max(0, budget.minute_free - spent) if canary_results_by < start + slots.window
                 else slots.per_minute)
         last = last_of(rest, 0, begin=canary_results_by, free=free, before=spent) if rest else canary_last
@@ -273,7 +298,8 @@ def _plan(account: SolaxAccount, resolved: _Resolved, *, start_by: datetime | No
                     last_leaves_at=last, results_by=results_by, per_minute=slots.per_minute,
                     control_reserve=budget.control_reserve, canary_devices=resolved.canary_devices,
                     canary_sends=canary, canary_results_by=canary_results_by, warnings=plan_warnings,
-                    result_delay_seconds=delay.total_seconds())
+                    result_delay_seconds=delay.total_seconds(),
+                    polls_per_batch=round(estimate.per_batch, 1), polls_learned_from=estimate.batches_seen)
 
 
 def _warnings(account: SolaxAccount, now: datetime, last: datetime, calls: int, budget: ledger.Budget,

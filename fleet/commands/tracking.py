@@ -5,6 +5,7 @@ callbacks' fallback, expiry. The call pipeline runs these handlers when each cal
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -370,6 +371,42 @@ def _start_deadline(batch: CommandBatch, sent_at: datetime) -> None:
 def _past_deadline(batch: CommandBatch) -> bool:
     deadline = batch.deadline or batch.command.expires_at
     return deadline is not None and timezone.now() >= deadline
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a command's progress line says: "60 of 63 answered · 3 silent (offline?) · final look at 19:01"."""
+
+    total: int
+    answered: int  # a device's own answer: succeeded, failed or unknown
+    silent: int  # running and not answered yet, or nothing by the final look ("no answer")
+    waiting: int  # not sent yet, or sent and its task not known yet
+    not_sent: int
+    final_look_at: datetime | None
+    final_look_done: bool
+
+
+SILENT_STATES = (DeviceState.PENDING, DeviceState.NO_ANSWER)
+
+
+def progress(command: Command) -> Progress:
+    """Count the command's devices by state (one grouped count on the (command, state) index) and say
+    when its final look goes out: the latest batch deadline less the final margin."""
+    counts = dict(DeviceResult.objects.filter(command=command).values_list("state").annotate(n=Count("id"))
+                  .order_by())
+    pending = counts.get(DeviceState.PENDING, 0)
+    running = command.state == CommandState.RUNNING
+    final_at = None
+    if command.kind != CommandKind.CHARGER_MODE and command.expires_at is not None:
+        final_at = command.expires_at - _final_margin()
+    return Progress(
+        total=command.devices_total,
+        answered=sum(counts.get(s, 0) for s in (DeviceState.SUCCEEDED, DeviceState.FAILED, DeviceState.UNKNOWN)),
+        silent=counts.get(DeviceState.NO_ANSWER, 0) + (pending if running else 0),
+        waiting=0 if running else pending,
+        not_sent=counts.get(DeviceState.NOT_SENT, 0),
+        final_look_at=final_at,
+        final_look_done=final_at is not None and (command.state in FINAL_STATES or final_at <= timezone.now()))
 
 
 def refresh(command: Command) -> Command:

@@ -39,12 +39,20 @@ class Role(models.TextChoices):
 _RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 
+def validate_timezone_name(value: str) -> None:
+    """Refuse a zone that is not an IANA name ("Europe/Berlin"); empty means "the default"."""
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. Europe/Berlin).")
+
+
 class Membership(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organization = models.ForeignKey(Organization, models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     created = models.DateTimeField(default=dj_timezone.now)
+    # The zone this person reads times in (an IANA name); empty: the organization's first account's.
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone_name])
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_membership")]

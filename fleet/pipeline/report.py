@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count
 from django.db.models.functions import TruncHour
@@ -79,7 +79,7 @@ def hourly_calls(account: SolaxAccount, now: datetime | None = None) -> HourlyCa
     counts = {
         row["hour"]: row["n"]
         for row in CallAttempt.objects.filter(account=account, sent_at__gte=start)
-        .annotate(hour=TruncHour("sent_at")).values("hour").annotate(n=Count("id")).order_by()
+        .annotate(hour=TruncHour("sent_at", tzinfo=UTC)).values("hour").annotate(n=Count("id")).order_by()
     }
     hours = [HourCount(start + timedelta(hours=i), counts.get(start + timedelta(hours=i), 0)) for i in range(24)]
     return HourlyCalls(hours, max(1, account.day_limit // 24))

@@ -23,6 +23,7 @@ from fleet.models import Group, Organization, SavedSelection, SolaxAccount, Targ
 WEEKDAY_CHOICES = [(str(i), name) for i, name in enumerate(
     ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))]
 _SPLIT = re.compile(r"[\s,;]+")  # as the command form: commas, spaces or new lines
+REPEAT_WEEKLY, REPEAT_ONCE = "weekly", "once"
 TIME_WIDGET = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 DATE_WIDGET = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -49,7 +50,7 @@ class TargetForm(forms.Form):
                                        widget=forms.SelectMultiple(attrs={"size": 5}))
     selection = forms.ChoiceField(required=False, choices=[], label="Saved selection")
     sns = forms.CharField(label="SNs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                          help_text="Inverter or charger SNs, comma-separated or one per line.")
+                          help_text="Inverter or charger SNs, separated by spaces, commas or new lines.")
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,9 +154,9 @@ def clean_action(raw: str, kind: str | None, label: str) -> dict[str, int]:
 # The actions operators schedule every day, so that nobody has to write parameters by hand. Work
 # modes carry the documented minimum SoC of 10 % and no grid charging; anything else is a custom action.
 ACTION_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
-    "forced_charge": ("Manual: forced charge", {"superType": 2, "mode": 3, "manualMode": 1}),
-    "forced_discharge": ("Manual: forced discharge", {"superType": 2, "mode": 3, "manualMode": 2}),
-    "manual_stop": ("Manual: stop charging and discharging", {"superType": 2, "mode": 3, "manualMode": 0}),
+    "forced_charge": ("Forced charge", {"superType": 2, "mode": 3, "manualMode": 1}),
+    "forced_discharge": ("Forced discharge", {"superType": 2, "mode": 3, "manualMode": 2}),
+    "manual_stop": ("Stop charging and discharging", {"superType": 2, "mode": 3, "manualMode": 0}),
     "self_use": ("Self use (min SoC 10 %, no grid charging)",
                  {"superType": 2, "mode": 0, "minSoc": 10, "chargeFromGridEN": 0, "chargeFromGridUpperSoC": 100}),
     "feed_in": ("Feed-in priority (min SoC 10 %)",
@@ -184,8 +185,11 @@ class ScheduleForm(TargetForm):
                                  widget=forms.Textarea(attrs={"rows": 2}))
     start_time = forms.TimeField(widget=TIME_WIDGET)
     end_time = forms.TimeField(widget=TIME_WIDGET, help_text="Not later than the start: the window ends the next day.")
+    repeat = forms.ChoiceField(label="When", required=False, widget=forms.RadioSelect, initial=REPEAT_WEEKLY,
+                               choices=[(REPEAT_WEEKLY, "Every week, on the weekdays below"),
+                                        (REPEAT_ONCE, "Once, on the date below")])
     date = forms.DateField(label="One date", required=False, widget=DATE_WIDGET,
-                           help_text="A one-off window; leave empty and choose weekdays to repeat.")
+                           help_text="For a one-off window.")
     weekdays = forms.MultipleChoiceField(choices=WEEKDAY_CHOICES, required=False,
                                          widget=forms.CheckboxSelectMultiple)
     timezone = forms.CharField(max_length=64, required=False, help_text="Empty: the account's timezone.")
@@ -194,7 +198,7 @@ class ScheduleForm(TargetForm):
     enabled = forms.BooleanField(required=False, initial=True)
 
     field_order = ["name", "account", "target_kind", "group", "sns", "start_preset", "start_action", "start_time",
-                   "end_preset", "end_action", "end_time", "date", "weekdays", "timezone", "valid_from",
+                   "end_preset", "end_action", "end_time", "repeat", "date", "weekdays", "timezone", "valid_from",
                    "valid_until", "enabled"]
 
     def __init__(self, *args: Any, now: datetime | None = None, **kwargs: Any) -> None:
@@ -237,9 +241,17 @@ class ScheduleForm(TargetForm):
         return cleaned
 
     def _clean_days(self, cleaned: dict[str, Any], start: time | None) -> None:
+        # "When" decides which of the two counts: the other is ignored (the weekdays stay ticked by default)
+        repeat = cleaned.get("repeat")
+        if repeat == REPEAT_ONCE:
+            cleaned["weekdays"] = []
+            if cleaned.get("date") is None and "date" not in self.errors:
+                self.add_error("date", "Choose the date of this one-off window.")
+        elif repeat == REPEAT_WEEKLY:
+            cleaned["date"] = None
         one_date: date | None = cleaned.get("date")
         weekdays = cleaned.get("weekdays")
-        if one_date is None and weekdays == []:
+        if one_date is None and weekdays == [] and repeat != REPEAT_ONCE:
             self.add_error("weekdays", "Choose at least one weekday, or one date.")
         if one_date is not None and weekdays:
             self.add_error("weekdays", "Choose either one date or weekdays, not both.")
@@ -288,6 +300,12 @@ class DeviceWindowsForm(TargetForm):
             for name in names:
                 if name.endswith("_2") and cleaned.get(name) is None and name not in self.errors:
                     self.add_error(name, "Required for the second period.")
+        if any(name in self.errors for name in names):
+            return cleaned
+        for start in (n for n in names if "_start_" in n):
+            end = start.replace("_start_", "_end_")
+            if cleaned[start] == cleaned[end]:
+                self.add_error(end, "This window ends when it starts: it would do nothing. Choose a later end.")
         if any(name in self.errors for name in names):
             return cleaned
         fields: dict[str, int] = {"superType": 2, "mode": 10, "p2TimeSetEnable": int(period_2)}

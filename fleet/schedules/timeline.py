@@ -76,11 +76,13 @@ class Overlap:
     devices: list[str]  # SNs both touch (a sample)
     device_count: int
     starts: datetime  # when the two windows first overlap, UTC
+    identical: bool = False  # the same window twice (same actions): every edge is sent twice
 
 
 def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> list[Overlap]:
     """Return the pairs of enabled schedules whose windows overlap within ``days`` on a device both
-    touch (also through group membership) with different start actions."""
+    touch (also through group membership) with different start actions, or that are the same window
+    twice (same actions, same windows): each edge would be sent twice."""
     active = [s for s in schedules if s.enabled]
     devices = devices_of(active)
     windows = {}
@@ -92,12 +94,19 @@ def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> li
     for i, a in enumerate(active):
         for b in active[i + 1:]:
             shared = devices[a.pk] & devices[b.pk]
-            if not shared or a.start_action == b.start_action:
+            if not shared:
                 continue
-            starts = [max(sa, sb) for sa, ea in windows[a.pk] for sb, eb in windows[b.pk] if sa < eb and sb < ea]
+            same_action = a.start_action == b.start_action and a.end_action == b.end_action
+            if same_action:  # only the very same window twice is a problem, not nested ones
+                starts = [sa for sa, ea in windows[a.pk] if (sa, ea) in windows[b.pk]]
+            elif a.start_action == b.start_action:
+                continue
+            else:
+                starts = [max(sa, sb) for sa, ea in windows[a.pk] for sb, eb in windows[b.pk]
+                          if sa < eb and sb < ea]
             if starts:
                 sample = sorted(d.split(":", 1)[1] for d in shared)
-                overlaps.append(Overlap(a, b, sample[:5], len(shared), min(starts)))
+                overlaps.append(Overlap(a, b, sample[:5], len(shared), min(starts), identical=same_action))
     return overlaps
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django_htmx.middleware import HtmxDetails
 
@@ -29,6 +29,15 @@ def confirmation(*, label: str, title: str, text: str, action: str, button: str,
     return {"label": label, "title": title, "text": text, "action": action, "button": button,
             "cancel_url": cancel_url, "items": list(items), "code_items": code_items, "fields": list(fields),
             "hx_target": hx_target}
+
+
+def to_list(response: HttpResponse, target: str) -> HttpResponse:
+    """An inline form (rename, replace) swaps its own row's form on a refusal; after a write, the whole
+    list comes back: tell HTMX to put it in ``target`` instead (a redirect is left alone)."""
+    if response.status_code == 200:
+        response["HX-Retarget"] = target
+        response["HX-Reswap"] = "innerHTML"
+    return response
 
 
 def paginate(queryset: QuerySet, request: HtmxHttpRequest) -> Page:  # type: ignore[type-arg]

@@ -57,7 +57,8 @@ def _log_context(request: HtmxHttpRequest, account: SolaxAccount) -> dict[str, o
             log = log.none()
     page = Paginator(log.only(
         "code", "created", "endpoint", "purpose", "priority", "state", "attempts", "http_status",
-        "vendor_code", "error", "duration_ms", "origin_kind", "origin_code", "params"), LOG_PAGE_SIZE
+        "vendor_code", "error", "duration_ms", "origin_kind", "origin_code", "params", "sent_at", "finished_at"),
+        LOG_PAGE_SIZE
     ).get_page(request.GET.get("page"))
     query = urlencode([(k, v) for k, v in filters.items() if v])
     return {"page": page, "filters": filters, "filter_errors": errors, "states": CallState.choices,

@@ -31,7 +31,7 @@ def _confirmed(charger: Charger) -> str:
     at = charger.mode_confirmed_at
     if at is None or (charger.read_at is not None and charger.read_at > at):
         return ""
-    return f"confirmed by the charger {timezone.localtime(at):%H:%M}"
+    return f"confirmed by the charger {timezone.localtime(at):%H:%M %Z}"
 
 
 @require_http_methods(["GET", "POST"])

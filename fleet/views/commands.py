@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime, time, timedelta
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import Count
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,10 +24,14 @@ from fleet.commands.actions import CommandError
 from fleet.commands.forms import CommandForm, initial_from_query
 from fleet.models import (
     ApiCall,
+    Charger,
     Command,
     CommandKind,
     CommandState,
+    DeviceResult,
     DeviceState,
+    Group,
+    Inverter,
     Membership,
     RolloutStage,
     SolaxAccount,
@@ -37,6 +41,7 @@ from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.views.base import HtmxHttpRequest
 
 PAGE_SIZE = 50
+GROUPS_SEARCHED = 200
 
 
 
@@ -129,7 +134,8 @@ def _parse_day(text: str) -> datetime | None:
 def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Membership) -> dict[str, object]:
     history = Command.objects.filter(account=account)
     get = request.GET
-    filters = {name: get.get(name, "").strip() for name in ("state", "kind", "target", "user", "since", "until")}
+    filters = {name: get.get(name, "").strip()[:100]
+               for name in ("state", "kind", "target", "user", "since", "until", "sn", "group")}
     errors = []
     if filters["state"]:
         if filters["state"] in CommandState.values:
@@ -153,6 +159,18 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
             history = history.filter(created_by_id=match[0])
         else:
             errors.append("No such person in your organization.")
+    if filters["sn"]:
+        # exact SN (inverter or charger): the (sn, command) index names the commands that reached it
+        history = history.filter(id__in=DeviceResult.objects.filter(sn=filters["sn"].upper()).values("command_id"))
+    if filters["group"]:
+        # a group's name, in part: the account's few groups first, then the commands to them (one or several)
+        group_ids = list(Group.objects.filter(account=account, name__icontains=filters["group"])
+                         .values_list("id", flat=True)[:GROUPS_SEARCHED])
+        if group_ids:
+            several = Command.groups.through.objects.filter(group_id__in=group_ids).values("command_id")
+            history = history.filter(Q(group_id__in=group_ids) | Q(id__in=several))
+        else:
+            errors.append(f"No group's name contains “{filters['group']}”.")
     for name, op in (("since", "gte"), ("until", "lt")):
         if filters[name]:
             start = _parse_day(filters[name])
@@ -174,6 +192,8 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
 
 
 RESULTS_PAGE_SIZE = 100
+SILENT = "silent"
+SILENT_SHOWN = 100
 CALLS_SHOWN = 50
 
 
@@ -196,9 +216,10 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     # a rollout that waits for an operator changes only when one clicks: no need to poll it
     waiting = command.rollout_stage in (RolloutStage.HALTED, RolloutStage.PASSED)
     batches = _batch_counts(command)
+    progress = tracking.progress(command)
     context: dict[str, object] = {"command": command, "done": done or waiting, "membership": membership,
                                   "batches": batches, "rollout": _rollout_view(command, batches),
-                                  "unmatched": tracking.unmatched_answers(command)}
+                                  "unmatched": tracking.unmatched_answers(command), "progress": progress}
     if command.state == CommandState.UNKNOWN and not command.resolution and membership.can_operate:
         context["resolve_once"] = once.issue(request, f"resolve:{command.code}")
     if request.htmx and request.htmx.target == "command-progress":
@@ -208,14 +229,24 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     state = request.GET.get("state", "")
     q = request.GET.get("q", "").strip()[:40]
     results = command.results.only("command_id", "sn", "dongle_sn", "state", "answer", "answered_at")
+    silent_states = tracking.SILENT_STATES if command.state == CommandState.RUNNING else (DeviceState.NO_ANSWER,)
     if state in DeviceState.values:
         results = results.filter(state=state)
+    elif state == SILENT:
+        results = results.filter(state__in=silent_states)
+    if progress.silent and not state and not q and request.GET.get("page", "1") == "1":
+        # the silent devices first, in their own table (the (command, state) index: no sort of them all)
+        context["silent_rows"] = list(command.results.filter(state__in=silent_states)
+                                      .only("command_id", "sn", "dongle_sn", "state", "answer")
+                                      .order_by("sn")[:SILENT_SHOWN])
     if q:
         results = results.filter(sn__icontains=q)
     calls = ApiCall.objects.filter(origin_code=command.code)
+    results_page = Paginator(results.order_by("sn"), RESULTS_PAGE_SIZE).get_page(request.GET.get("page"))
+    _link_devices(command, results_page)
     context.update(
-        results=Paginator(results.order_by("sn"), RESULTS_PAGE_SIZE).get_page(request.GET.get("page")),
-        result_states=DeviceState.choices, state=state, q=q,
+        results=results_page,
+        result_states=[(SILENT, "silent (offline?)"), *DeviceState.choices], state=state, q=q,
         result_query=urlencode([(k, v) for k, v in (("state", state), ("q", q)) if v]),
         api_calls=list(calls.only("code", "created", "endpoint", "state", "priority", "attempts", "http_status",
                                   "vendor_code", "error", "response", "sent_at", "finished_at", "purpose")
@@ -253,6 +284,25 @@ def command_rollout(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     else:
         messages.success(request, "Continued: the rest of the devices are queued.")
     return redirect("fleet-command-detail", code=command.code)
+
+
+def _link_devices(command: Command, page: Page) -> None:  # type: ignore[type-arg]
+    """Give each result on the page the code of its device page (one query for the page's SNs)."""
+    rows = list(page.object_list)
+    page.object_list = rows
+    sns = [r.sn for r in rows]
+    if not sns:
+        return
+    if command.kind == CommandKind.CHARGER_MODE:
+        codes = dict(Charger.objects.filter(account_id=command.account_id, sn__in=sns).values_list("sn", "code"))
+        url_name = "fleet-charger"
+    else:
+        codes = dict(Inverter.objects.filter(account_id=command.account_id, inverter_sn__in=sns, removed=False)
+                     .order_by("-pk").values_list("inverter_sn", "code"))
+        url_name = "fleet-inverter"
+    for r in rows:
+        code = codes.get(r.sn)
+        r.device_url = reverse(url_name, args=[code]) if code else ""  # type: ignore[attr-defined]
 
 
 @require_POST

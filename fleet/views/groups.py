@@ -25,7 +25,7 @@ from fleet.accounts.access import (
 from fleet.mirror import sync, writes
 from fleet.mirror.forms import CloudSearchForm, GroupNameForm, SelectionForm
 from fleet.models import ApiCall, Group, SolaxAccount, SyncRun
-from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate
+from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate, to_list
 
 SORTS = {"name": "name", "-name": "-name", "members": "device_count", "-members": "-device_count",
          "updated": "remote_updated", "-updated": "-remote_updated"}
@@ -127,7 +127,7 @@ def group_rename(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
                                                             "account": group.account}, status=error_status(request))
     writes.request_group_rename(group, form.cleaned_data["name"])
     audit.record(request, "group.rename", group, changes={"name": [group.name, form.cleaned_data["name"]]})
-    return _back(request, group.account)
+    return to_list(_back(request, group.account), "#groups-list")
 
 
 @require_http_methods(["GET", "POST"])

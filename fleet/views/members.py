@@ -23,7 +23,7 @@ from fleet.accounts.access import (
 from fleet.mirror import writes
 from fleet.mirror.forms import SelectionForm, SnForm
 from fleet.models import ApiCall, Group, Inverter
-from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate
+from fleet.views.base import HtmxHttpRequest, confirmation, csv_response, error_status, paginate, to_list
 
 
 def _members_context(request: HtmxHttpRequest, group: Group) -> dict[str, object]:
@@ -116,7 +116,7 @@ def member_replace(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     writes.request_member_replace(member, form.cleaned_data["sn"])
     audit.record(request, "member.replace", member,
                  changes={"inverter_sn": [member.inverter_sn, form.cleaned_data["sn"]]})
-    return _back(request, member.group)
+    return to_list(_back(request, member.group), "#members")
 
 
 @require_http_methods(["GET", "POST"])

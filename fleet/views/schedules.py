@@ -22,7 +22,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from fleet.accounts import audit, once
 from fleet.accounts.access import account_choice, current_membership, require_operator, schedule_for_user
 from fleet.accounts.forms import client_address
-from fleet.commands.actions import describe_action
+from fleet.commands import service as commands_service
+from fleet.commands.actions import CommandError, describe_action
+from fleet.commands.targets import Target
 from fleet.models import DeviceResult, Occurrence, Schedule, TargetKind
 from fleet.schedules import service, timeline
 from fleet.schedules.forms import ACTION_PRESETS, DeviceWindowsForm, ScheduleForm
@@ -133,6 +135,7 @@ def _initial(schedule: Schedule) -> dict[str, Any]:
         "selection": str(schedule.selection.code) if schedule.selection else "",
         "start_action": start_action, "end_action": end_action,
         "start_time": schedule.start_time, "end_time": schedule.end_time, "date": schedule.date,
+        "repeat": "once" if schedule.date else "weekly",
         "weekdays": [str(d) for d in schedule.weekdays], "timezone": schedule.timezone,
         "valid_from": schedule.valid_from, "valid_until": schedule.valid_until, "enabled": schedule.enabled,
     }
@@ -142,7 +145,7 @@ def _initial(schedule: Schedule) -> dict[str, Any]:
 def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_operator(request)
     org = membership.organization
-    initial: dict[str, Any] = {"weekdays": [str(d) for d in range(7)], "enabled": True}
+    initial: dict[str, Any] = {"weekdays": [str(d) for d in range(7)], "enabled": True, "repeat": "weekly"}
     form = ScheduleForm(request.POST or None, organization=org, initial=initial)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -230,7 +233,18 @@ def device_windows(request: HtmxHttpRequest) -> HttpResponse:
                              initial={"target_kind": "group"})
     status = 200
     identical = None
-    if request.method == "POST" and form.is_valid():
+    plan = None
+    if request.method == "POST" and form.is_valid() and "yes" not in (request.POST.get("confirm"),
+                                                                        request.POST.get("confirm_identical")):
+        # first the cost plan, as for any command; nothing is written until it is confirmed
+        data = form.cleaned_data
+        target = Target(kind=data["target_kind"], group=data["group_obj"], sns=tuple(data["sns_list"]))
+        try:
+            plan = commands_service.plan_command(data["account"], target, data["action"])
+        except CommandError as exc:
+            form.add_error(None, "; ".join(exc.errors.values()))
+            status = 400
+    elif request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         fingerprint = once.command_fingerprint(data["account"], data["target_kind"], data["group_obj"],
                                                data["sns_list"], data["action"])
@@ -255,5 +269,7 @@ def device_windows(request: HtmxHttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Device windows sent as command {command.code}.")
             return redirect("fleet-schedules")
+    skip = {"csrfmiddlewaretoken", "confirm", "confirm_identical", once.FIELD, once.IDENTICAL_FIELD}
     return render(request, "fleet/device_windows.html", {
-        "form": form, "identical": identical, "once_key": once.issue(request, "device-windows")}, status=status)
+        "form": form, "identical": identical, "once_key": once.issue(request, "device-windows"), "plan": plan,
+        "posted": [(k, v) for k, values in request.POST.lists() if k not in skip for v in values]}, status=status)

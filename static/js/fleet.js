@@ -24,8 +24,24 @@
     var box = selector && document.querySelector(selector);
     if (box) {
       box.innerHTML = "";
+      if (box instanceof HTMLDialogElement && box.open) {
+        box.close();
+      }
     }
   }
+
+  // <dialog id="confirm-box">: a confirmation swapped into it opens as a modal where the operator is
+  // looking (not at the top of a long list); Escape or Cancel closes it.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var box = event.detail && event.detail.target;
+    if (box instanceof HTMLDialogElement && !box.open && box.children.length && box.showModal) {
+      box.showModal();
+      var first = box.querySelector("button, a");
+      if (first) {
+        first.focus();
+      }
+    }
+  });
 
   // <a data-clear="#box">: empty the box instead of following the link (the link still works without JS).
   document.addEventListener("click", function (event) {

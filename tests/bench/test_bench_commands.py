@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from fleet.models import Command, CommandKind, CommandState, DeviceResult, SolaxAccount, TargetKind
+from fleet.models import Command, CommandKind, CommandState, DeviceResult, Group, Inverter, SolaxAccount, TargetKind
 
 pytestmark = pytest.mark.django_db
 COMMANDS = 200_000
@@ -59,6 +59,13 @@ def test_history_at_200000_commands(account, operator, viewer, viewer_client):
     command = Command.objects.filter(account=account).first()
     DeviceResult.objects.bulk_create(DeviceResult(command=command, sn=f"H4AA{i:010d}", state="succeeded")
                                      for i in range(100))
+    # one inverter that got every 100th command (2,000 results): its device page and the SN search
+    group = Group.objects.create(account=account, remote_id="1", name="North field")
+    inverter = Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="H4BENCH0000001")
+    ids = list(Command.objects.filter(account=account).order_by("-created").values_list("id", flat=True)[::100])
+    DeviceResult.objects.bulk_create(DeviceResult(command_id=i, sn=inverter.inverter_sn, state="succeeded")
+                                     for i in ids)
+    Command.objects.filter(id__in=ids[:500]).update(group=group)
     day = (timezone.localdate() - timedelta(days=10)).isoformat()
     _emit("command_history", commands=COMMANDS,
           first_page_ms=_median_ms(viewer_client, "/commands/"),
@@ -66,5 +73,9 @@ def test_history_at_200000_commands(account, operator, viewer, viewer_client):
           user_and_date_ms=_median_ms(viewer_client, f"/commands/?user=otto&until={day}"),
           kind_target_ms=_median_ms(viewer_client, "/commands/?kind=charger_mode&target=group"),
           page_200_ms=_median_ms(viewer_client, "/commands/?page=200"),
+          sn_search_ms=_median_ms(viewer_client, "/commands/?sn=H4BENCH0000001"),
+          group_search_ms=_median_ms(viewer_client, "/commands/?group=north"),
+          device_page_ms=_median_ms(viewer_client, f"/inverters/{inverter.code}/"),
+          device_page_20_ms=_median_ms(viewer_client, f"/inverters/{inverter.code}/?page=20"),
           detail_100_devices_ms=_median_ms(viewer_client, f"/commands/{command.code}/"),
           dashboard_ms=_median_ms(viewer_client, "/"))

@@ -184,9 +184,9 @@ def test_the_detail_shows_calls_results_and_who(viewer_client, account, operator
     ApiCall.objects.create(account=account, endpoint="batch_control", priority=0, params={}, origin_code=command.code,
                            state="succeeded", response='{"success":true,"result":123}')
     ApiCall.objects.create(account=account, endpoint="query_command", priority=2, params={}, origin_code=command.code)
-    # session, user, membership, command, batch counts, retries, device count + page, calls + their count,
-    # answers for devices not in the mirror
-    with django_assert_num_queries(11):
+    # session, user, membership, command, batch counts, device counts by state (progress), retries,
+    # device count + page, the page's device links, calls + their count, answers for devices not in the mirror
+    with django_assert_num_queries(13):
         body = viewer_client.get(f"/commands/{command.code}/").content.decode()
     assert body.index("batch_control") < body.index("query_command")
     assert "otto" in body and "10.1.2.3" in body and "H4AA0000000000" in body
@@ -200,6 +200,7 @@ def test_the_progress_polls_until_done_then_stops(viewer_client, account):
     live = viewer_client.get(f"/commands/{command.code}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="command-progress")
     assert live.status_code == 200 and "0 of 1 device answered" in live.content.decode()
     Command.objects.filter(pk=command.pk).update(state=CommandState.SUCCEEDED, devices_answered=1)
+    DeviceResult.objects.filter(command=command).update(state=DeviceState.SUCCEEDED)
     done = viewer_client.get(f"/commands/{command.code}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="command-progress")
     assert done.status_code == 286 and "1 of 1 device answered" in done.content.decode()
 

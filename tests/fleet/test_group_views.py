@@ -130,6 +130,8 @@ def test_it_renames_a_group(operator_client, synced, simulator):
     group.refresh_from_db()
     assert group.name != "Renamed"
     assert f"pending: rename group {group.name} to Renamed".encode() in response.content
+    # the form swaps itself; the list after a write goes where the list is
+    assert response["HX-Retarget"] == "#groups-list" and response["HX-Reswap"] == "innerHTML"
     dispatch.pump(synced.pk, wait=False)
     group.refresh_from_db()
     assert group.name == "Renamed" and "Renamed" in _cloud_names(simulator)
@@ -139,6 +141,10 @@ def test_a_bad_rename_is_an_error_beside_the_form(operator_client, synced):
     first, second = Group.objects.filter(account=synced)[:2]
     response = operator_client.post(f"/groups/{first.code}/rename/", {"name": second.name}, **HX)
     assert response.status_code == 200 and b"exists already" in response.content
+    # only the row's form comes back (swapped in place of itself): the list stays
+    body = response.content.decode()
+    assert "HX-Retarget" not in response and "<table" not in body and body.lstrip().startswith("<form")
+    assert 'hx-target="this" hx-swap="outerHTML"' in body
     response = operator_client.post(f"/groups/{first.code}/rename/", {"name": ""})
     assert response.status_code == 400
     assert not ApiCall.objects.exists()

@@ -122,6 +122,7 @@ def test_it_replaces_an_sn(operator_client, synced, tenant):
     new_sn = _free_sns(tenant)[0]
     response = operator_client.post(f"/members/{member.code}/replace/", {"sn": new_sn}, **HX)
     assert b"pending: replace" in response.content
+    assert response["HX-Retarget"] == "#members" and response["HX-Reswap"] == "innerHTML"
     member.refresh_from_db()
     assert member.inverter_sn != new_sn
     dispatch.pump(synced.pk, wait=False)
@@ -133,6 +134,7 @@ def test_a_bad_replacement_is_an_error(operator_client, synced):
     member = _group(synced).members.first()
     response = operator_client.post(f"/members/{member.code}/replace/", {"sn": member.inverter_sn}, **HX)
     assert response.status_code == 200 and b"That is the SN it has already." in response.content
+    assert "HX-Retarget" not in response and b"<table" not in response.content  # the list stays
     response = operator_client.post(f"/members/{member.code}/replace/", {"sn": "bad sn!"})
     assert response.status_code == 400 and b"not a inverter SN" in response.content
     assert not ApiCall.objects.exists()

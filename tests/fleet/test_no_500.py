@@ -139,7 +139,7 @@ CODE_OF = {
     "fleet-price-zone": "zone", "fleet-price-upload": "zone", "fleet-price-rule-create": "zone",
     "fleet-price-rule": "rule", "fleet-day-plan": "plan", "fleet-selection-": "selection",
     "fleet-invitation-revoke": "invitation", "fleet-alert-acknowledge": "alert", "fleet-channel": "channel",
-    "fleet-api-key-": "api_key",
+    "fleet-api-key-": "api_key", "fleet-inverter": "inverter",
     # the REST API (namespace api-v1; django-ninja names a path after its first operation)
     "account": "account", "call": "search", "group": "group", "member-remove": "inverter", "selection": "selection",
     "schedule": "schedule", "price-plan": "plan", "command": "command",

@@ -169,3 +169,34 @@ def test_an_ev_preset_on_inverters_is_refused(org, account):  # type: ignore[no-
         "weekdays": ["0"]}, organization=org)
     assert not form.is_valid()
     assert "chargerMode is for EV chargers" in str(form.errors["start_preset"])
+
+
+# Issue 14, item 6: one-off or weekly is a choice; SNs may be separated by spaces ---------------
+
+def test_once_ignores_the_ticked_weekdays(org, account, fleet):
+    f = form(org, data(account, fleet, repeat="once", date="2026-01-20", weekdays=[str(d) for d in range(7)]))
+    assert f.is_valid(), f.errors
+    assert f.cleaned_data["weekdays"] == [] and str(f.cleaned_data["date"]) == "2026-01-20"
+
+
+def test_once_needs_its_date(org, account, fleet):
+    f = form(org, data(account, fleet, repeat="once"))
+    assert not f.is_valid() and "Choose the date of this one-off window." in f.errors["date"]
+
+
+def test_weekly_ignores_a_leftover_date(org, account, fleet):
+    f = form(org, data(account, fleet, repeat="weekly", date="2026-01-20"))
+    assert f.is_valid(), f.errors
+    assert f.cleaned_data["date"] is None and f.cleaned_data["weekdays"] == [0, 1, 2, 3, 4]
+
+
+def test_space_separated_sns_are_accepted(org, account, fleet):
+    Inverter.objects.create(account=account, group=fleet, remote_id="2", inverter_sn="SNA2")
+    f = form(org, data(account, fleet, target_kind="selection", group="", sns="SNA1 SNA2"))
+    assert f.is_valid(), f.errors
+    assert f.cleaned_data["sns_list"] == ["SNA1", "SNA2"]
+
+
+def test_presets_are_named_in_words(org, account, fleet):
+    labels = dict(form(org, data(account, fleet)).fields["start_preset"].choices)
+    assert labels["forced_charge"] == "Forced charge" and labels["forced_discharge"] == "Forced discharge"

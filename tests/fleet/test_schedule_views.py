@@ -214,7 +214,7 @@ def test_viewers_cannot_pause_or_delete(viewer_client, account, north):
 def windows(account, group, **changes):  # type: ignore[no-untyped-def]
     return {"account": str(account.code), "target_kind": "group", "group": str(group.code), "sns": "",
             "charge_start_1": "01:30", "charge_end_1": "05:00", "discharge_start_1": "17:00",
-            "discharge_end_1": "21:00", **changes}
+            "discharge_end_1": "21:00", "confirm": "yes", **changes}
 
 
 def test_device_windows_are_sent_as_one_command(operator_client, account, north, monkeypatch):
@@ -248,6 +248,23 @@ def test_bad_device_windows_are_errors_and_nothing_is_sent(operator_client, acco
     body = operator_client.post("/schedules/device-windows/",
                                 windows(account, north, charge_end_1="", period_2="on")).content.decode()
     assert "This field is required." in body and "Required for the second period." in body
+
+
+def test_device_windows_show_the_cost_plan_first(operator_client, account, north):
+    data = windows(account, north)
+    del data["confirm"]
+    key = key_from(operator_client, "/schedules/device-windows/")
+    response = operator_client.post("/schedules/device-windows/", {**data, "once": key})
+    body = response.content.decode()
+    assert response.status_code == 200 and 'id="cost-plan"' in body and "group_control" in body
+    assert 'name="confirm" value="yes"' in body and 'name="charge_start_1" value="01:30"' in body
+    assert not Command.objects.exists()
+
+
+def test_a_device_window_that_ends_when_it_starts_is_refused(operator_client, account, north):
+    body = operator_client.post("/schedules/device-windows/",
+                                windows(account, north, discharge_end_1="17:00")).content.decode()
+    assert "This window ends when it starts" in body and not Command.objects.exists()
 
 
 def test_viewers_cannot_send_device_windows(viewer_client, account, north):

@@ -337,12 +337,21 @@ def test_overlap_through_group_membership_with_a_conflicting_action(account, gro
 def test_no_overlap_for_the_same_action_other_devices_or_other_hours(account, group):
     Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
     a = make(account, group, name="A")
-    same = make(account, group, name="Same action")
+    same = make(account, group, name="Same action", start=time(3, 0), end=time(4, 0))  # nested, not identical
     elsewhere = make(account, None, name="Elsewhere", target_kind=TargetKind.SELECTION,
                      sns=["SNZ"], start_action={"superType": 2, "mode": 3, "manualMode": 2})
     later = make(account, group, name="Later", start=time(5, 0), end=time(6, 0),
                  start_action={"superType": 2, "mode": 3, "manualMode": 2})
     assert timeline.find_overlaps([a, same, elsewhere, later], utc(2026, 1, 15)) == []
+
+
+def test_the_same_window_twice_is_flagged(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    a = make(account, group, name="Charge")
+    b = make(account, group, name="Charge again")
+    overlaps = timeline.find_overlaps([a, b], utc(2026, 1, 15))
+    assert [(o.first.name, o.second.name, o.identical) for o in overlaps] == [("Charge", "Charge again", True)]
+    assert overlaps[0].starts == utc(2026, 1, 15, 1, 0)  # 02:00 in Berlin
 
 
 def test_a_window_across_midnight_is_drawn_on_both_days(account, group):
