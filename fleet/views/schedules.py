@@ -100,7 +100,7 @@ def _save(schedule: Schedule, data: dict[str, Any]) -> None:
     service.prepare(schedule).save()
     schedule.groups.set(data.get("groups_objs") or ())
     if schedule.target_kind == TargetKind.GROUPS:  # its calls per edge depend on the groups just set
-        service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at"])
+        service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at", "wake_at"])
 
 
 def _preset_or_custom(action: dict[str, int]) -> tuple[str, str]:
@@ -186,7 +186,7 @@ def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     schedule = schedule_for_user(request, code)
     schedule.enabled = not schedule.enabled
-    service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
+    service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "wake_at", "calls_per_edge"])
     messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
     return redirect("fleet-schedule-detail", code=schedule.code)
 
