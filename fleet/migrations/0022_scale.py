@@ -31,4 +31,8 @@ class Migration(migrations.Migration):
             model_name='solaxaccount',
             index=models.Index(fields=['send_not_before'], name='account_send_not_before'),
         ),
+        migrations.AddIndex(
+            model_name='commandbatch',
+            index=models.Index(fields=['command', 'state'], name='batch_state'),
+        ),
     ]

@@ -119,7 +119,9 @@ class CommandBatch(models.Model):
     unmatched = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["task_id"], name="batch_task")]
+        indexes = [models.Index(fields=["task_id"], name="batch_task"),
+                   # the detail's batch counts read this index only, never the rows' SN lists
+                   models.Index(fields=["command", "state"], name="batch_state")]
 
     def __str__(self) -> str:
         return f"batch of {self.command} ({self.state})"

@@ -212,7 +212,7 @@ def command_detail(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     """The command's progress (counts only: what the 2 s poll asks for), then its devices, paged and
     filterable by state or SN, and its first API calls. Flat in time and memory at 50,000 devices."""
     membership = current_membership(request)
-    command = command_for_user(request, code)
+    command = command_for_user(request, code, without_sns=True)
     done = command.state not in ACTIVE_COMMAND_STATES
     batches = _batch_counts(command)
     context: dict[str, object] = {"command": command, "done": done, "membership": membership, "batches": batches,
