@@ -199,9 +199,13 @@ def charger_for_user(request: HttpRequest, code: object) -> Charger:
     return _in_organization(request, Charger.objects.select_related("account"), code, "charger")
 
 
-def command_for_user(request: HttpRequest, code: object) -> Command:
+def command_for_user(request: HttpRequest, code: object, *, without_sns: bool = False) -> Command:
+    """The command; ``without_sns`` leaves out the SN lists (its own, its saved selection's, its
+    original's): a fleet-wide command's list is 50,000 SNs that the detail page never shows."""
     commands = Command.objects.select_related("account", "group", "selection", "created_by", "resolved_by", "retry_of",
                                               "api_key")
+    if without_sns:
+        commands = commands.defer("sns", "selection__sns", "retry_of__sns")
     return _in_organization(request, commands, code, "command")
 
 

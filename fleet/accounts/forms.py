@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from fleet import crypto
 from fleet.accounts import throttle
 from fleet.models import ApiKey, Organization, Role, SafetyEnvelope, SolaxAccount
-from fleet.models.accounts import TOKEN_PAUSE_PREFIXES
+from fleet.models.accounts import TOKEN_PAUSE_PREFIXES, long_ago
 
 TOKEN_RE = re.compile(r"^\d{20,30}$")
 
@@ -140,6 +140,7 @@ class SolaxAccountForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> SolaxAccount:
         account = super().save(commit=False)
+        account.send_not_before = long_ago()  # new limits or a new token: the next sweep looks again
         if self.cleaned_data.get("token"):
             account.set_token(self.cleaned_data["token"])
             if account.pause_reason.startswith(TOKEN_PAUSE_PREFIXES):

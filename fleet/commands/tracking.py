@@ -5,6 +5,7 @@ callbacks' fallback, expiry. The call pipeline runs these handlers when each cal
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -245,8 +246,7 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
         result.answered_at = now
         changed.append(result)
     _record_unmatched(batch, answers, changed)
-    DeviceResult.objects.bulk_update({r.pk: r for r in [*learned, *changed]}.values(),
-                                     ["state", "answer", "answered_at", "dongle_sn"])
+    _save_answers(changed, learned, now)
     # The cloud lists every device it controlled: one it still reports pending keeps the batch polled,
     # even when it is not one of ours, so that its answer is recorded too.
     done = len(changed) == len(pending) and all(text is not None for text in answers.values())
@@ -267,6 +267,25 @@ def on_result(call: ApiCall, outcome: handlers.Outcome) -> None:
         _follow_results(batch, changed=len(changed), answered_share=1 - (len(pending) - len(changed)) / max(1, total),
                         first=first, late=(not first and bool(changed)) or bool(context.get("late")))
     refresh(batch.command)
+
+
+ANSWER_CHUNK = 500
+
+
+def _save_answers(changed: list[DeviceResult], learned: list[DeviceResult], now: datetime) -> None:
+    """Write the new answers: one UPDATE per distinct answer text (a batch's answers are a handful of
+    texts: "success", "fail", ...) and chunk of ANSWER_CHUNK ids, instead of bulk_update's CASE per
+    row, whose cost grew with the square of the batch (4 s for a 1,000-device answer on SQLite);
+    then the dongle SNs learned, if any."""
+    by_answer: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for result in changed:
+        by_answer[(result.state, result.answer)].append(result.pk)
+    for (state, answer), pks in by_answer.items():
+        for start in range(0, len(pks), ANSWER_CHUNK):
+            DeviceResult.objects.filter(pk__in=pks[start:start + ANSWER_CHUNK]).update(
+                state=state, answer=answer, answered_at=now)
+    if learned:
+        DeviceResult.objects.bulk_update(learned, ["dongle_sn"], batch_size=100)
 
 
 def _follow_results(batch: CommandBatch, *, first: bool, changed: int, answered_share: float, late: bool) -> None:

@@ -103,6 +103,10 @@ TOKEN_PAUSE_PREFIXES = ("SolaX rejected the token", TOKEN_UNREADABLE_REASON, TOK
 UNTIL_CHANGED = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+def long_ago() -> datetime:
+    return datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def validate_calls_per_minute(value: int) -> None:
     """Refuse a per-minute budget above SOLAX_MAX_CALLS_PER_MINUTE (read at validation time)."""
     if value > settings.SOLAX_MAX_CALLS_PER_MINUTE:
@@ -152,6 +156,10 @@ class SolaxAccount(models.Model):
         help_text="The most SNs one batch control call carries (the vendor states no maximum).")
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
+    # The earliest moment this account's budget lets any call out (the minute or the day was spent
+    # when a claim last looked). The beat sweep lists only accounts past it (by index), so accounts
+    # that cannot send yet cost it nothing; a claim that finds budget again never reads it.
+    send_not_before = models.DateTimeField(default=long_ago, editable=False)
     # The EV callback address carries a secret. Only its hash is looked up (a copy of the database, or a
     # log of its queries, does not give the address away); the secret itself is encrypted like the token,
     # because it must be sent to SolaX with every pileCmd (fleet.calls.callback_url).
@@ -161,6 +169,7 @@ class SolaxAccount(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "name"], name="account_name_per_org")]
+        indexes = [models.Index(fields=["send_not_before"], name="account_send_not_before")]
         ordering = ["name"]
 
     def __str__(self) -> str:

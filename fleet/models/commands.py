@@ -145,7 +145,9 @@ class CommandBatch(models.Model):
     canary = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["task_id"], name="batch_task")]
+        indexes = [models.Index(fields=["task_id"], name="batch_task"),
+                   # the detail's batch counts read this index only, never the rows' SN lists
+                   models.Index(fields=["command", "state"], name="batch_state")]
 
     def __str__(self) -> str:
         return f"batch of {self.command} ({self.state})"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone as dj_timezone
 
-from fleet.models.accounts import SolaxAccount
+from fleet.models.accounts import SolaxAccount, long_ago
 from fleet.models.commands import Command, TargetKind
 from fleet.models.mirror import Group, SavedSelection
 
@@ -48,6 +48,10 @@ class Schedule(models.Model):
     # minute slots shortly before it (fleet.pipeline.ledger.reserved_slots).
     calls_per_edge = models.PositiveIntegerField(default=1)
     next_edge_at = models.DateTimeField(null=True, blank=True)
+    # When the minute tick must look at this schedule next (fleet.schedules.service.tick selects only
+    # enabled schedules with wake_at <= now, by index): its next edge, a week ahead when it has none
+    # within eight days, and "now" after every save so that the next tick re-reads it.
+    wake_at = models.DateTimeField(default=long_ago)
     created = models.DateTimeField(default=dj_timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                    related_name="+")
@@ -56,6 +60,7 @@ class Schedule(models.Model):
         indexes = [
             models.Index(fields=["account", "enabled", "next_edge_at"], name="schedule_next_edge"),
             models.Index(fields=["account", "name"], name="schedule_list"),
+            models.Index(fields=["enabled", "wake_at"], name="schedule_wake"),
         ]
         ordering = ["name"]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from fleet import base_urls, events
@@ -163,12 +164,17 @@ def _requeue(call: ApiCall, not_before: datetime, error: SolaxError, duration_ms
 
 # Pumping and sweeping -------------------------------------------------------------------------
 
-def accounts_with_due_calls(now: datetime | None = None) -> list[int]:
+def accounts_with_due_calls(now: datetime | None = None, *, sendable_only: bool = True) -> list[int]:
+    """Return the accounts with a due call, oldest first. ``sendable_only`` (the sweep's listing) skips
+    accounts that are paused or whose budget cannot send before ``send_not_before`` (an index range on
+    account_send_not_before, then one index probe on call_due per account left), so the sweep's cost
+    does not grow with accounts that cannot send yet."""
     now = now or timezone.now()
-    return list(
-        ApiCall.objects.filter(state=CallState.QUEUED, not_before__lte=now)
-        .values_list("account_id", flat=True).distinct().order_by("account_id")
-    )
+    due = ApiCall.objects.filter(account_id=OuterRef("pk"), state=CallState.QUEUED, not_before__lte=now)
+    accounts = SolaxAccount.objects.all()
+    if sendable_only:
+        accounts = accounts.filter(send_not_before__lte=now).exclude(paused_until__gt=now)
+    return list(accounts.filter(Exists(due)).order_by("pk").values_list("pk", flat=True))
 
 
 def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float = 50.0) -> int:
@@ -200,7 +206,9 @@ def pump(account_id: int | None = None, *, wait: bool = True, max_seconds: float
         if not listed:
             listed_until = 0.0
             continue
-        pause = _wait_for_slot(account_ids) if wait else None
+        # accounts held by their minute are not listed; waiting looks at them too
+        pause = _wait_for_slot([account_id] if account_id else accounts_with_due_calls(sendable_only=False)) \
+            if wait else None
         if pause is None:
             break
         time.sleep(pause)

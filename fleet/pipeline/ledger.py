@@ -146,8 +146,10 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
             _pause_unreadable(account, now)
             return None
         # Slots reserved for schedule and price-plan edges about to fire go to control writes only.
-        allowed = _budget_from(account).lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
+        budget = _budget_from(account)
+        allowed = budget.lowest_priority_allowed(getattr(account, "reserved_slots", 0) or 0)
         if allowed is None:
+            _hold_until_free(account, budget, now)
             return None
         # Never earlier than the last attempt, so that seq and sent_at run in the same order even
         # when workers on different machines disagree a little about the time.
@@ -158,6 +160,13 @@ def claim_next(account_id: int, now: datetime | None = None) -> ApiCall | None:
             return None
     call.account = account
     return call
+
+
+def _hold_until_free(account: SolaxAccount, budget: Budget, now: datetime) -> None:
+    """Record when the account can send again (the minute's oldest request leaves the window; a spent
+    day is looked at again each minute), so that the beat sweep skips it until then."""
+    until = next_free_slot(account, now) if budget.minute_free <= 0 else now + timedelta(minutes=1)
+    SolaxAccount.objects.filter(pk=account.pk).update(send_not_before=until)
 
 
 def _lock_and_measure(account_id: int, now: datetime) -> SolaxAccount | None:

@@ -327,7 +327,7 @@ def day_plan_accept(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         service.accept(plan, user=request.user, force=request.POST.get("force") == "on")
         plan.refresh_from_db(fields=["state"])
         audit.record(request, "day_plan.accept", plan, organization=plan.rule.zone.account.organization,
-                     name=f"{plan.rule.group.name} on {plan.day:%Y-%m-%d}",
+                     name=f"{plan.rule.target_label} on {plan.day:%Y-%m-%d}",
                      changes={"state": [before, plan.state], "forced": [None, request.POST.get("force") == "on"]})
     except service.AcceptError as exc:
         messages.error(request, f"Not accepted: {exc}.")

@@ -102,7 +102,7 @@ def _save(schedule: Schedule, data: dict[str, Any]) -> None:
     service.prepare(schedule).save()
     schedule.groups.set(data.get("groups_objs") or ())
     if schedule.target_kind == TargetKind.GROUPS:  # its calls per edge depend on the groups just set
-        service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at"])
+        service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at", "wake_at"])
 
 
 AUDITED = ("account", "name", "target_kind", "group", "selection", "sns", "start_action", "end_action",
@@ -204,7 +204,7 @@ def schedule_pause(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     schedule = schedule_for_user(request, code)
     schedule.enabled = not schedule.enabled
-    service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "calls_per_edge"])
+    service.prepare(schedule).save(update_fields=["enabled", "next_edge_at", "wake_at", "calls_per_edge"])
     audit.record(request, "schedule.pause", schedule, changes={"enabled": [not schedule.enabled, schedule.enabled]})
     messages.success(request, f"Schedule “{schedule.name}” {'resumed' if schedule.enabled else 'paused'}.")
     return redirect("fleet-schedule-detail", code=schedule.code)

@@ -1,5 +1,7 @@
 """Benchmarks of the command history at 200,000 commands (`make bench`). Each prints one JSON line:
-the median time of the history page (first page, a filtered page, a deep page) and of a detail page."""
+the median time of the history page (first page, a filtered page, a deep page) and of a detail page;
+and every combination of the filters (state, kind, target, person, date range) at 2,000 / 20,000 /
+200,000 commands (the history counts nothing: it reads one row more than a page)."""
 
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ def _emit(name: str, **figures: object) -> None:
     print("\nBENCH " + json.dumps({"bench": name, "database": connection.vendor, **figures}))
 
 
-def _fill(account: SolaxAccount, users: list) -> None:  # type: ignore[type-arg]
-    rng = random.Random(6)
+def _fill(account: SolaxAccount, users: list, start: int = 0, stop: int = COMMANDS) -> None:  # type: ignore[type-arg]
+    rng = random.Random(6 + start)
     now = timezone.now()
     states = [s for s, _ in CommandState.choices]
     batch = []
-    for i in range(COMMANDS):
+    for i in range(start, stop):
         batch.append(Command(
             account=account, kind=CommandKind.INVERTER_CONTROL if i % 5 else CommandKind.CHARGER_MODE,
             target_kind=rng.choice(TargetKind.values), sns=["H4AA0000000000"], action={"superType": "1"},
@@ -79,3 +81,34 @@ def test_history_at_200000_commands(account, operator, viewer, viewer_client):
           device_page_20_ms=_median_ms(viewer_client, f"/inverters/{inverter.code}/?page=20"),
           detail_100_devices_ms=_median_ms(viewer_client, f"/commands/{command.code}/"),
           dashboard_ms=_median_ms(viewer_client, "/"))
+
+
+FILTERS = ("state", "kind", "target", "user", "dates")
+
+
+def _combination_url(names: tuple[str, ...], oldest_day: str, newest_day: str) -> str:
+    values = {"state": "state=unknown", "kind": "kind=charger_mode", "target": "target=group", "user": "user=otto",
+              "dates": f"since={oldest_day}&until={newest_day}"}
+    return "/commands/?" + "&".join(values[name] for name in names)
+
+
+def test_every_filter_combination_at_2k_20k_200k(account, operator, viewer, viewer_client):
+    """Each of the 32 combinations of the five filters, median of 5, at 1x / 10x / 100x commands; the
+    date range is the middle half of the history's days."""
+    from itertools import combinations
+
+    combos = [c for n in range(len(FILTERS) + 1) for c in combinations(FILTERS, n)]
+    figures: dict[str, object] = {}
+    made = 0
+    for size in (2_000, 20_000, 200_000):
+        _fill(account, [operator, viewer, None], made, size)
+        made = size
+        days = sorted({timezone.localtime(c).date() for c in Command.objects.filter(account=account).values_list(
+            "created", flat=True)[::max(1, size // 200)]})
+        oldest, newest = days[len(days) // 4].isoformat(), days[len(days) * 3 // 4].isoformat()
+        times = {"+".join(c) or "none": _median_ms(viewer_client, _combination_url(c, oldest, newest), runs=5)
+                 for c in combos}
+        worst = max(times, key=times.__getitem__)
+        figures[str(size)] = {"max_ms": times[worst], "worst": worst, "median_ms": statistics.median(times.values()),
+                              "by_filters": times}
+    _emit("command_history_filters", **figures)

@@ -382,3 +382,28 @@ def test_a_budget_edited_above_the_bound_is_held_to_it(sim_account, settings):
     assert claimed == 9  # 10 a minute less the margin of 1, whatever the row says
     settings.SOLAX_MAX_CALLS_PER_MINUTE = 600  # a contract that allows more raises the bound
     assert ledger.claim_next(sim_account.pk) is not None
+
+
+def test_the_sweep_lists_only_accounts_that_can_send(sim_account, other_account, django_assert_num_queries):
+    _fill_minute(sim_account, sim_account.calls_per_minute - sim_account.safety_margin_per_minute)
+    _group_add(sim_account)
+    _group_add(other_account, not_before=timezone.now() + timedelta(minutes=5))
+    assert dispatch.accounts_with_due_calls() == [sim_account.pk]
+    assert ledger.claim_next(sim_account.pk) is None  # the minute is spent: held until its oldest leaves
+    sim_account.refresh_from_db()
+    free = ledger.next_free_slot(sim_account, timezone.now())
+    assert abs((sim_account.send_not_before - free).total_seconds()) < 1
+    with django_assert_num_queries(1):  # one query, however many accounts are held
+        assert dispatch.accounts_with_due_calls() == []
+    assert dispatch.accounts_with_due_calls(sendable_only=False) == [sim_account.pk]
+    later = free + timedelta(seconds=1)
+    assert dispatch.accounts_with_due_calls(later) == [sim_account.pk]
+    assert ledger.claim_next(sim_account.pk, now=later) is not None
+
+
+def test_a_paused_account_is_not_listed_by_the_sweep(sim_account):
+    _group_add(sim_account)
+    SolaxAccount.objects.filter(pk=sim_account.pk).update(paused_until=timezone.now() + timedelta(minutes=1))
+    assert dispatch.accounts_with_due_calls() == []
+    SolaxAccount.objects.filter(pk=sim_account.pk).update(paused_until=None)
+    assert dispatch.accounts_with_due_calls() == [sim_account.pk]

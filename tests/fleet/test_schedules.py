@@ -396,3 +396,52 @@ def test_a_schedule_whose_selection_was_deleted_is_rejected_with_a_reason(accoun
                                            due_at=utc(2026, 1, 15, 1))
     with pytest.raises(service.EdgeRejected, match="saved selection"):
         service.send_edge(occurrence)
+
+
+def test_the_tick_reads_only_schedules_whose_wake_time_has_come(account, group, recorder,
+                                                                 django_assert_num_queries):
+    schedule = make(account, group)
+    for i in range(30):
+        make(account, group, name=f"Idle {i}", start=time(20, 0), end=time(21, 0))
+    service.tick(utc(2026, 1, 15, 0, 30))  # the first look after saving: every schedule wakes once
+    schedule.refresh_from_db()
+    assert schedule.wake_at == schedule.next_edge_at == utc(2026, 1, 15, 1, 0)
+    # idle: one query (the due schedules: none), whatever the number of schedules
+    with django_assert_num_queries(1):
+        assert service.tick(utc(2026, 1, 15, 0, 45)).fired == 0
+    assert service.tick(utc(2026, 1, 15, 1, 0)).fired == 1
+    schedule.refresh_from_db()
+    assert schedule.wake_at == utc(2026, 1, 15, 4, 0)
+    assert Schedule.objects.filter(wake_at__lte=utc(2026, 1, 15, 1, 0)).count() == 0
+
+
+def test_the_wake_time_follows_an_edit_a_pause_and_dst(account, group, recorder):
+    schedule = make(account, group, start=time(2, 30), end=time(4, 0), created=utc(2026, 3, 28, 12, 0))
+    service.tick(utc(2026, 3, 28, 12, 1))
+    schedule.refresh_from_db()
+    assert schedule.wake_at == utc(2026, 3, 29, 1, 0)  # 02:30 does not exist that night: 03:00 CEST
+    schedule.start_time = time(1, 0)  # an edit wakes it at once, the next tick moves it on
+    service.prepare(schedule, now=utc(2026, 3, 28, 12, 2)).save()
+    assert schedule.wake_at == utc(2026, 3, 28, 12, 2)
+    service.tick(utc(2026, 3, 28, 12, 3))
+    schedule.refresh_from_db()
+    assert schedule.wake_at == utc(2026, 3, 29, 0, 0)  # 01:00 CET
+    schedule.enabled = False
+    service.prepare(schedule, now=utc(2026, 3, 28, 12, 4)).save()
+    assert service.tick(utc(2026, 3, 29, 0, 0)).fired == 0  # paused: never read
+
+
+def test_a_schedule_with_no_edge_within_eight_days_wakes_a_week_later(account, group, recorder):
+    schedule = make(account, group, date=date(2026, 3, 1), weekdays=())
+    service.tick(utc(2026, 1, 15, 0, 30))
+    schedule.refresh_from_db()
+    assert schedule.next_edge_at is None and schedule.wake_at == utc(2026, 1, 22, 0, 30)
+    for day in range(22, 32):  # it is looked at again weekly until its edge is within eight days
+        service.tick(utc(2026, 1, day, 0, 30))
+    schedule.refresh_from_db()
+    assert schedule.wake_at == utc(2026, 2, 5, 0, 30)
+    for day in (5, 12, 19, 26):
+        service.tick(utc(2026, 2, day, 0, 30))
+    schedule.refresh_from_db()
+    assert schedule.next_edge_at == schedule.wake_at == utc(2026, 3, 1, 1, 0)
+    assert service.tick(utc(2026, 3, 1, 1, 0)).fired == 1
