@@ -106,11 +106,12 @@ def resolve_alerts(organization: Organization | int, kind: str, subject: str, re
 ACKNOWLEDGE_RESOLVES = (AlertKind.COMMAND,)
 
 
-def acknowledge(alert: Alert, user: Any) -> bool:
+def acknowledge(alert: Alert, user: Any, *, by: str | None = None) -> bool:
     """An operator has seen an open alert: it stays active until its condition ends (a command's alert
-    is resolved by it). Returns False when it was not open (already acknowledged or resolved)."""
+    is resolved by it). Returns False when it was not open (already acknowledged or resolved).
+    ``by`` names who acknowledged when it was not a person (an API key)."""
     now = timezone.now()
-    name = getattr(user, "username", "an operator")
+    name = by or getattr(user, "username", "an operator")
     with transaction.atomic():
         if alert.kind in ACKNOWLEDGE_RESOLVES:
             fields = {"state": AlertState.RESOLVED, "resolved_at": now, "resolution": f"acknowledged by {name}"}

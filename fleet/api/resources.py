@@ -1,5 +1,5 @@
 """Accounts, the mirror (groups, members, inverters, chargers, saved selections), the calls a write
-became, schedules and price plans. Writes go through ``fleet.mirror.writes`` like the pages: they answer
+became, schedules, price plans and alerts. Writes go through ``fleet.mirror.writes`` like the pages: they answer
 202 with the queued call, and the mirror changes when the cloud confirms (follow ``/calls/{code}``)."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pydantic import Field
 
 from fleet.accounts.access import (
     account_for_user,
+    alert_for_user,
+    api_key_of,
     call_for_user,
     current_membership,
     day_plan_for_user,
@@ -23,12 +25,14 @@ from fleet.accounts.access import (
     schedule_for_user,
     selection_for_user,
 )
+from fleet.alerts import service as alerts
 from fleet.api import schemas, serialize
 from fleet.api.actor import changed
-from fleet.api.core import DEFAULT_LIMIT, MAX_LIMIT, Invalid, keyset
+from fleet.api.core import DEFAULT_LIMIT, MAX_LIMIT, Invalid, Problem, keyset
 from fleet.mirror import writes
 from fleet.mirror.forms import GroupNameForm, SnForm
 from fleet.models import (
+    AlertState,
     Charger,
     DayPlan,
     Group,
@@ -315,3 +319,38 @@ def price_plans(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str
 def price_plan(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.price_plan(day_plan_for_user(request, code))
 
+
+
+# Alerts ----------------------------------------------------------------------------------------
+
+class AlertFilters(Paging):
+    state: AlertState | None = Field(None, description="open, acknowledged or resolved; all when left out")
+
+
+@router.get("/alerts", response={200: schemas.AlertPage, **PROBLEMS}, url_name="alerts", tags=["alerts"])
+def alert_list(request: HttpRequest, filters: Query[AlertFilters]) -> dict[str, Any]:
+    """The organization's alerts, newest first: one per episode of a condition, resolved by itself."""
+    rows = alerts.alerts_for(_org(request), filters.state)
+    return keyset(request, rows, ("-raised_at", "-pk"), cursor=filters.cursor, limit=filters.limit, salt="alerts",
+                  serialize=serialize.alert)
+
+
+@router.get("/alerts/{uuid:code}", response={200: schemas.AlertOut, **PROBLEMS}, url_name="alert", tags=["alerts"])
+def alert(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    return serialize.alert(alert_for_user(request, code))
+
+
+@router.post("/alerts/{uuid:code}/acknowledge", response={200: schemas.AlertOut, 409: schemas.ProblemOut,
+                                                          **PROBLEMS}, url_name="alert-acknowledge", tags=["alerts"])
+def alert_acknowledge(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    """An operate key acknowledges an open alert (it resolves by itself when its condition ends; a
+    command's alert is resolved by the acknowledgement). 409 when it is not open."""
+    require_operator(request)
+    row = alert_for_user(request, code)
+    key = api_key_of(request)
+    if not alerts.acknowledge(row, None, by=f"API key {key.name}" if key is not None else None):
+        raise Problem(409, "This alert is not open: it was acknowledged or resolved already.")
+    row = alert_for_user(request, code)
+    changed(request, "alert.acknowledge", "alert", row.code, before={"state": "open"},
+            after={"state": row.state, "name": row.title})
+    return serialize.alert(row)

@@ -309,3 +309,24 @@ class ProblemOut(Schema):
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
+
+
+class AlertOut(Schema):
+    code: uuid.UUID
+    kind: str
+    severity: str = Field(description="info, warning or critical")
+    subject: str = Field(description="what the episode is about: a command's, account's, schedule's code ...")
+    title: str
+    detail: str
+    state: str = Field(description="open, acknowledged or resolved")
+    account: uuid.UUID | None
+    raised_at: Time
+    acknowledged_at: Time | None
+    acknowledged_by: str | None
+    resolved_at: Time | None
+    resolution: str
+    link: str
+
+
+class AlertPage(Page):
+    items: list[AlertOut]

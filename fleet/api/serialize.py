@@ -6,7 +6,18 @@ from typing import Any
 
 from django.urls import reverse
 
-from fleet.models import ApiCall, Charger, Command, DayPlan, Group, Inverter, SavedSelection, Schedule, SolaxAccount
+from fleet.models import (
+    Alert,
+    ApiCall,
+    Charger,
+    Command,
+    DayPlan,
+    Group,
+    Inverter,
+    SavedSelection,
+    Schedule,
+    SolaxAccount,
+)
 from fleet.pipeline.report import budget_view
 
 
@@ -91,3 +102,11 @@ def price_plan(row: DayPlan) -> dict[str, Any]:
             "avg_discharge": str(row.avg_discharge) if row.avg_discharge is not None else None,
             "periods": list(row.periods), "edges": list(row.edges), "notes": list(row.notes),
             "created": row.created, "accepted_at": row.accepted_at}
+
+
+def alert(row: Alert) -> dict[str, Any]:
+    return {"code": row.code, "kind": row.kind, "severity": row.severity, "subject": row.subject, "title": row.title,
+            "detail": row.detail, "state": row.state, "account": row.account.code if row.account else None,
+            "raised_at": row.raised_at, "acknowledged_at": row.acknowledged_at,
+            "acknowledged_by": row.acknowledged_by.username if row.acknowledged_by else None,
+            "resolved_at": row.resolved_at, "resolution": row.resolution, "link": row.link}

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from fleet.accounts import api_keys
 from fleet.models import (
+    Alert,
     ApiCall,
     ApiKey,
     AuditEntry,
@@ -106,7 +107,8 @@ def theirs(other_account):  # type: ignore[no-untyped-def]
     plan = DayPlan.objects.create(rule=PriceRule.objects.create(zone=zone, group=group), series=series,
                                   day=date(2026, 1, 15), form="windows", calls=1)
     call = ApiCall.objects.create(account=other_account, endpoint="group_add", params={}, priority=1)
-    return {"groups": group, "members": member, "commands": command, "schedules": schedule,
+    alert = Alert.objects.create(organization=other_account.organization, kind="sync", subject="x", title="Theirs")
+    return {"alerts": alert, "groups": group, "members": member, "commands": command, "schedules": schedule,
             "selections": selection, "price-plans": plan, "accounts": other_account, "calls": call}
 
 
@@ -182,14 +184,15 @@ def test_a_read_key_reads_but_writing_is_403(read_api, account, group):
 # 404 ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["groups", "members", "commands", "schedules", "selections", "price-plans",
-                                  "accounts", "calls"])
+                                  "accounts", "calls", "alerts"])
 def test_another_organizations_object_is_404(api, account, theirs, kind):
     code = theirs[kind].code
     paths = {"members": [("delete", f"/members/{code}")],
              "groups": [("get", f"/groups/{code}"), ("get", f"/groups/{code}/members"),
                         ("patch", f"/groups/{code}"), ("delete", f"/groups/{code}"),
                         ("post", f"/groups/{code}/members")],
-             "commands": [("get", f"/commands/{code}"), ("get", f"/commands/{code}/results")]}
+             "commands": [("get", f"/commands/{code}"), ("get", f"/commands/{code}/results")],
+             "alerts": [("get", f"/alerts/{code}"), ("post", f"/alerts/{code}/acknowledge")]}
     for method, path in paths.get(kind, [("get", f"/{kind}/{code}")]):
         body = {"name": "Mine now"} if method == "patch" else {"sn": "H4BB00000001"} if method == "post" else None
         response = api.get(path) if method == "get" else api.send(method, path, body)
@@ -544,7 +547,8 @@ def test_the_openapi_document_lists_every_path():
             "/api/v1/selections", "/api/v1/selections/{code}", "/api/v1/commands", "/api/v1/commands/plan",
             "/api/v1/commands/{code}", "/api/v1/commands/{code}/results", "/api/v1/schedules",
             "/api/v1/schedules/{code}", "/api/v1/price-plans", "/api/v1/price-plans/{code}",
-            "/api/v1/calls/{code}"} == paths
+            "/api/v1/calls/{code}", "/api/v1/alerts", "/api/v1/alerts/{code}",
+            "/api/v1/alerts/{code}/acknowledge"} == paths
     schemes = document["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"http", "apiKey"}
     create = document["paths"]["/api/v1/commands"]["post"]
@@ -646,3 +650,28 @@ def test_every_change_tells_the_audit_hook_who_and_from_where(api, account, grou
     assert [e.action for e in entries] == [s["action"] for s in seen]
     assert {(e.actor_label, e.address, e.actor_id) for e in entries} == {("api key 'trading bot'", "127.0.0.1", None)}
     assert entries[1].changes == {"name": ["North", "North 2"]} and entries[1].object_code == str(group.code)
+
+
+def test_alerts_are_listed_paged_filtered_and_acknowledged_by_an_operate_key(api, read_api, org, account,
+                                                                            django_assert_num_queries):
+    from fleet.alerts import service as alerts
+
+    rows = [alerts.raise_alert(org, "sync", f"s{i}", title=f"Sync {i} failed", account=account) for i in range(3)]
+    api.get("/alerts")  # the key's first use writes its last-used time
+    with django_assert_num_queries(2):  # the key, one keyset query
+        first = api.get("/alerts", limit=2)
+    assert first.status_code == 200
+    body = first.json()
+    assert [a["title"] for a in body["items"]] == ["Sync 2 failed", "Sync 1 failed"]
+    assert body["items"][0]["state"] == "open" and body["items"][0]["account"] == str(account.code)
+    rest = api.get("/alerts", limit=2, cursor=body["next_cursor"]).json()
+    assert [a["title"] for a in rest["items"]] == ["Sync 0 failed"] and rest["next_cursor"] is None
+    assert _problem(read_api.post(f"/alerts/{rows[0].code}/acknowledge"), 403)
+    acked = api.post(f"/alerts/{rows[0].code}/acknowledge")
+    assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+    assert _problem(api.post(f"/alerts/{rows[0].code}/acknowledge"), 409)
+    assert [a["title"] for a in api.get("/alerts", state="acknowledged").json()["items"]] == ["Sync 0 failed"]
+    assert _problem(api.get("/alerts", state="nonsense"), 422)
+    assert api.get(f"/alerts/{rows[1].code}").json()["title"] == "Sync 1 failed"
+    entry = AuditEntry.objects.get(action="alert.acknowledge")
+    assert entry.actor_label == "api key 'trading bot'" and entry.changes == {"state": ["open", "acknowledged"]}

@@ -142,7 +142,7 @@ CODE_OF = {
     "fleet-api-key-": "api_key", "fleet-inverter": "inverter",
     # the REST API (namespace api-v1; django-ninja names a path after its first operation)
     "account": "account", "call": "search", "group": "group", "member-remove": "inverter", "selection": "selection",
-    "schedule": "schedule", "price-plan": "plan", "command": "command",
+    "schedule": "schedule", "price-plan": "plan", "command": "command", "alert": "alert",
 }
 
 
