@@ -674,4 +674,5 @@ def test_alerts_are_listed_paged_filtered_and_acknowledged_by_an_operate_key(api
     assert _problem(api.get("/alerts", state="nonsense"), 422)
     assert api.get(f"/alerts/{rows[1].code}").json()["title"] == "Sync 1 failed"
     entry = AuditEntry.objects.get(action="alert.acknowledge")
-    assert entry.actor_label == "api key 'trading bot'" and entry.changes == {"state": ["open", "acknowledged"]}
+    assert entry.actor_label == "api key 'trading bot'" and entry.object_name == "Sync 0 failed"
+    assert entry.changes["state"] == ["open", "acknowledged"]

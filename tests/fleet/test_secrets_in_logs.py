@@ -228,23 +228,27 @@ def test_the_migration_hashes_and_encrypts_existing_secrets():
 
     executor = MigrationExecutor(connection)
     before, after = [("fleet", "0014_token_digest")], [("fleet", "0015_callback_secret_hash")]
-    executor.migrate(before)
-    old = executor.loader.project_state(before).apps
-    org = old.get_model("fleet", "Organization").objects.create(name="Old Org")
-    old.get_model("fleet", "SolaxAccount").objects.create(
-        organization=org, name="Old", token_ciphertext=crypto.encrypt("1" * 20), token_last4="1111",
-        callback_secret="plain-old-secret")
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    account = SolaxAccount.objects.get(name="Old")
-    assert account.get_callback_secret() == "plain-old-secret"
-    assert account.callback_secret_hash == crypto.secret_hash("plain-old-secret")
-    executor = MigrationExecutor(connection)
-    executor.migrate(before)  # and back: the plain column returns with its value
-    old = executor.loader.project_state(before).apps
-    assert old.get_model("fleet", "SolaxAccount").objects.get(name="Old").callback_secret == "plain-old-secret"
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    try:
+        executor.migrate(before)
+        old = executor.loader.project_state(before).apps
+        org = old.get_model("fleet", "Organization").objects.create(name="Old Org")
+        old.get_model("fleet", "SolaxAccount").objects.create(
+            organization=org, name="Old", token_ciphertext=crypto.encrypt("1" * 20), token_last4="1111",
+            callback_secret="plain-old-secret")
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        # the model as it was at 0015: later migrations add columns the database does not have yet
+        account = executor.loader.project_state(after).apps.get_model("fleet", "SolaxAccount").objects.get(
+            name="Old")
+        assert crypto.decrypt(account.callback_secret_ciphertext) == "plain-old-secret"
+        assert account.callback_secret_hash == crypto.secret_hash("plain-old-secret")
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)  # and back: the plain column returns with its value
+        old = executor.loader.project_state(before).apps
+        assert old.get_model("fleet", "SolaxAccount").objects.get(name="Old").callback_secret == "plain-old-secret"
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 # The DEBUG error page --------------------------------------------------------------------------
