@@ -51,6 +51,15 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# Passwords: PBKDF2's 1.2 million rounds cost about 0.3 s a user, and most tests make one or more ------
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):  # type: ignore[no-untyped-def]
+    """Hash the tests' passwords with MD5 (fast; every rule about passwords still applies). PBKDF2 stays
+    in the list, so a password that a process started by a test (rundemo, seed_demo) hashed still checks."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
 # Base URLs: the simulators of the tests listen on random ports of 127.0.0.1 ----------------------
 
 TEST_ALLOWED_BASE_URL = "http://127.0.0.1:*"
