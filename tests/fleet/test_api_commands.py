@@ -35,6 +35,7 @@ from fleet.models import (
 )
 from tests.conftest import make_member
 from tests.fleet.test_api import Api, _problem
+from tests.fleet.test_command_rollout import _batch_controls, _online, _stage, until
 
 pytestmark = pytest.mark.django_db
 ON = {"superType": 1, "systemSwitch": 1}
@@ -385,3 +386,28 @@ def test_two_keys_deciding_at_once_decide_once(org, account, group, operator, mo
     else:
         assert command.state == CommandState.CANCELLED
         assert ApiCall.objects.get().state == CallState.CANCELLED
+
+
+# End to end against the simulator ------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_key_resumes_a_rollout_the_simulator_halted_and_the_rest_is_sent(mirrored_fleet, fast_commands,
+                                                                          simulator, org, operator):
+    """Over real HTTP: the canary fails at the simulator, the rollout halts, a key resumes it and the
+    simulator receives the held batches and answers them."""
+    mirrored_fleet.max_sns_per_call = 2
+    mirrored_fleet.save()
+    simulator.sim.configure(device_failure_rate=1.0)
+    command = service.create_command(mirrored_fleet, Target("selection", sns=_online(simulator, mirrored_fleet, 6)),
+                                     ON, user=operator, staged=RolloutSpec(2, "devices", 10))
+    command = until(command, _stage(RolloutStage.HALTED))
+    assert command.rollout_stage == RolloutStage.HALTED and _batch_controls(simulator) == 1
+    simulator.sim.configure(device_failure_rate=0.0)
+    api = Api(api_keys.create(org, "rollout bot", "operate")[1])
+    response = api.post(f"/commands/{command.code}/resume")
+    assert response.status_code == 200, response.content
+    command = until(command, lambda c: c.state in tracking.FINAL_STATES)
+    assert command.state == CommandState.PARTIAL and command.devices_succeeded == 4
+    assert _batch_controls(simulator) == 3  # the canary's call, then the two held ones
+    assert "resumed by API key rollout bot" in command.rollout_note
