@@ -237,8 +237,7 @@ def command_cancel(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.command(row)
 
 
-@router.post("/commands/{uuid:code}/approve", response={**DECISION, 403: schemas.ProblemOut},
-             url_name="command-approve")
+@router.post("/commands/{uuid:code}/approve", response=DECISION, url_name="command-approve")
 def command_approve(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """Approve a command that awaits a second operator (four eyes): its calls are queued now (a staged
     rollout's canary first). The approver must not be who asked. An API key counts as itself and as the
