@@ -66,6 +66,7 @@ ACTIONS: dict[str, str] = {
     "command.cancel": "command cancelled",
     "command.approve": "command approved",
     "command.reject": "command rejected",
+    "command.continue": "staged rollout continued",
     "schedule.create": "schedule created",
     "schedule.update": "schedule changed",
     "schedule.pause": "schedule paused or resumed",

@@ -1,6 +1,7 @@
 """Commands: a dry-run plan, sending (once per ``Idempotency-Key``), the history, one command with its
-progress, and its per-device results. The same target resolver, action builder, safety envelope and
-cost plan as the new-command page (``fleet.commands.service``)."""
+progress, its per-device results, and the operators' decisions on it (cancel, approve or reject,
+resolve, resume a staged rollout, retry the failed devices). The same target resolver, action builder,
+safety envelope, cost plan and decisions as the command pages (``fleet.commands.service``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -23,15 +25,18 @@ from fleet.accounts.access import (
     selection_for_user,
 )
 from fleet.api import schemas, serialize
-from fleet.api.actor import actor_of, changed
+from fleet.api.actor import Actor, actor_of, changed
 from fleet.api.core import DEFAULT_LIMIT, MAX_LIMIT, Invalid, Problem, keyset
 from fleet.api.resources import PROBLEMS, Paging, account_of
-from fleet.commands import service
+from fleet.commands import rollout, service
+from fleet.commands.actions import CommandError
 from fleet.commands.targets import Target
 from fleet.models import Command, CommandState, DeviceState, SolaxAccount, TargetKind
+from fleet.models.commands import ACTIVE_COMMAND_STATES
 
 router = Router(tags=["commands"])
 IDEMPOTENCY_PURPOSE = "command"
+RETRY_PURPOSE = "command-retry"
 
 
 def _target(request: HttpRequest, payload: schemas.CommandIn) -> tuple[SolaxAccount, Target]:
@@ -192,3 +197,162 @@ def _result(row: Any) -> dict[str, Any]:
     return {"sn": row.sn, "dongle_sn": row.dongle_sn, "state": row.state, "answer": row.answer,
             "answered_at": row.answered_at}
 
+
+
+# Operators' decisions ---------------------------------------------------------------------------------
+# The decisions of the command's page and the approvals page (fleet.views.commands, fleet.views.approvals),
+# through the same services, each under the command's row lock: of two decisions at once exactly one takes
+# effect. A decision that does not apply to the command as it is now is a 409 problem saying why, and so
+# is a repeated one (a second cancel, a second approve): a decision is never replayed as a success, the
+# command as it is now is at its url. Each decision is written to the audit log with the key as its actor.
+
+DECISION: dict[int, Any] = {200: schemas.CommandOut, 409: schemas.ProblemOut, **PROBLEMS}
+
+
+def _decision(request: HttpRequest, code: uuid.UUID) -> tuple[Command, Actor]:
+    """The command an operate key decides about (403 for a read key, 404 for another organization's)."""
+    require_operator(request)
+    return command_for_user(request, code), actor_of(request)
+
+
+def _refused(exc: CommandError) -> Problem:
+    return Problem(409, "; ".join(exc.errors.values()) + ".")
+
+
+@router.post("/commands/{uuid:code}/cancel", response=DECISION, url_name="command-cancel")
+def command_cancel(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    """Cancel what of the command has not been sent yet: its queued calls, and the batches a staged rollout
+    holds back (they are never sent; their devices read "not sent"). What was sent is still followed to its
+    results. 409 when nothing is left to cancel (also for a second cancel) or when the command awaits
+    approval (reject it instead)."""
+    row, actor = _decision(request, code)
+    before = row.state
+    try:
+        cancelled = service.cancel_command(row, api_key=actor.key)
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    changed(request, "command.cancel", "command", row.code, before={"label": row.label, "state": before},
+            after={"label": row.label, "state": row.state, "batches cancelled": cancelled})
+    return serialize.command(row)
+
+
+@router.post("/commands/{uuid:code}/approve", response=DECISION, url_name="command-approve")
+def command_approve(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    """Approve a command that awaits a second operator (four eyes): its calls are queued now (a staged
+    rollout's canary first). The approver must not be who asked. An API key counts as itself and as the
+    person who made it: it may approve only a command asked by another person or through another person's
+    key, never one it sent itself, one its maker sent on the pages, or one sent through another key of its
+    maker's (403). 409 when the command does not await approval (approved or rejected already: a second
+    approve too) or can no longer be sent as it is (too late for its "start within", a group gone, the
+    safety envelope refuses it now)."""
+    row, actor = _decision(request, code)
+    before = row.state
+    try:
+        service.approve_command(row, api_key=actor.key)
+    except service.NotSecondOperator as exc:
+        raise PermissionDenied("; ".join(exc.errors.values()) + ": an API key counts as the person who "
+                               "made it.") from None
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    changed(request, "command.approve", "command", row.code, before={"label": row.label, "state": before},
+            after={"label": row.label, "state": row.state})
+    return serialize.command(row)
+
+
+@router.post("/commands/{uuid:code}/reject", response=DECISION, url_name="command-reject")
+def command_reject(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    """Refuse a command that awaits approval: nothing is sent, its devices read "not sent", it is
+    cancelled. Anyone with an operate key may reject, the one who asked too. 409 when it does not await
+    approval."""
+    row, actor = _decision(request, code)
+    before = row.state
+    try:
+        service.reject_command(row, api_key=actor.key)
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    changed(request, "command.reject", "command", row.code, before={"label": row.label, "state": before},
+            after={"label": row.label, "state": row.state})
+    return serialize.command(row)
+
+
+@router.post("/commands/{uuid:code}/resolve", response={200: schemas.ResolveOut, 409: schemas.ProblemOut,
+                                                       **PROBLEMS}, url_name="command-resolve")
+def command_resolve(request: HttpRequest, code: uuid.UUID, payload: schemas.ResolveIn) -> dict[str, Any]:
+    """The operator's word on a command whose delivery is unknown (state unknown): its devices of unknown
+    delivery were ``delivered`` (they count as succeeded) or ``not_delivered`` (failed), or are to be sent
+    again (``sent_again``: a new command to them, at ``sent_again``). Decided once: 409 when the command
+    is not unknown or was resolved already."""
+    row, actor = _decision(request, code)
+    before = row.resolution
+    try:
+        again = service.resolve_unknown(row, payload.resolution, ip=actor.ip, api_key=actor.key)
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    after: dict[str, Any] = {"label": row.label, "resolution": row.resolution}
+    if again is not None:
+        after["sent again as"] = str(again.code)
+    changed(request, "command.resolve", "command", row.code, before={"label": row.label, "resolution": before},
+            after=after)
+    return {**serialize.command(row), "sent_again": serialize.command(_command(again.code)) if again else None}
+
+
+@router.post("/commands/{uuid:code}/resume", response=DECISION, url_name="command-resume")
+def command_resume(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
+    """Continue a staged rollout that halted (its canary failed too often) or passed and waits for an
+    operator: the rest of its devices' calls are queued now. 409 when the rollout does not wait for an
+    operator (it continued already, by whom, or the command has no staged rollout) or it is past its
+    "start within"."""
+    row, actor = _decision(request, code)
+    before = row.rollout_stage
+    try:
+        rollout.resume(row, api_key=actor.key)
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    changed(request, "command.continue", "command", row.code, before={"label": row.label, "rollout stage": before},
+            after={"label": row.label, "rollout stage": row.rollout_stage})
+    return serialize.command(row)
+
+
+@router.post("/commands/{uuid:code}/retry", response={200: schemas.CommandOut, 201: schemas.CommandOut,
+                                                     409: schemas.ProblemOut, **PROBLEMS},
+             url_name="command-retry")
+def command_retry(request: HttpRequest, code: uuid.UUID,
+                  idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200)) -> Status:
+    """Send the command's action again to its devices that failed or never answered: 201 with the new
+    command (source ``retry``), awaiting approval when it is big enough, like any command. 409 while the
+    command is still active, when none of its devices failed, or when the new command cannot be sent (the
+    safety envelope, a device gone: the detail says which). Each call is a new command; with an
+    ``Idempotency-Key`` a retried request within 24 h returns the same new command with 200 (the same key
+    for another command's retry is 409)."""
+    row, actor = _decision(request, code)
+    if row.state in ACTIVE_COMMAND_STATES:
+        raise Problem(409, f"This command is {row.get_state_display()}: retry its failed devices once it finished.")
+
+    def create() -> Command:
+        return service.create_command(row.account, service.retry_target(row), service.stored_action(row),
+                                      ip=actor.ip, source="retry", retry_of=row, api_key=actor.key)
+
+    try:
+        if not idempotency_key:
+            command = create()
+        else:
+            digest = idempotency.body_hash({"retry_of": str(row.code)})
+            with idempotency.once_per_key(row.account.organization, RETRY_PURPOSE, idempotency_key, digest,
+                                          api_key=actor.key) as slot:
+                command = create()
+                slot.done(command.code)
+    except idempotency.Replay as replay:
+        return Status(200, serialize.command(_command(replay.code)))
+    except idempotency.Conflict:
+        raise Problem(409, "This Idempotency-Key was used to retry another command: use a new key for a new "
+                           "request.") from None
+    except CommandError as exc:
+        raise _refused(exc) from None
+    changed(request, "command.create", "command", command.code,
+            after={"label": command.label, "state": command.state, "retry_of": str(row.code)})
+    return Status(201, serialize.command(_command(command.code)))

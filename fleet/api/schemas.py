@@ -330,3 +330,15 @@ class AlertOut(Schema):
 
 class AlertPage(Page):
     items: list[AlertOut]
+
+
+# Operators' decisions on a command (fleet.api.commands) --------------------------------------------
+
+class ResolveIn(Strict):
+    resolution: Literal["delivered", "not_delivered", "sent_again"] = Field(
+        description="what happened to the devices whose delivery is unknown: delivered, not delivered, or "
+                    "send the command again to them")
+
+
+class ResolveOut(CommandOut):
+    sent_again: CommandOut | None = Field(description="resolution sent_again: the new command to those devices")

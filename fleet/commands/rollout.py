@@ -19,8 +19,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from fleet.commands.actions import CommandError
+from fleet.commands.deciders import name_of
 from fleet.commands.sending import enqueue_batch
-from fleet.models import Command, CommandBatch, CommandState, DeviceResult, DeviceState, RolloutStage
+from fleet.models import ApiKey, Command, CommandBatch, CommandState, DeviceResult, DeviceState, RolloutStage
 
 log = logging.getLogger("fleet.commands")
 
@@ -134,20 +135,21 @@ def _release(command: Command) -> int:
     return len(batches)
 
 
-def resume(command: Command, *, user: Any) -> Command:
-    """An operator continues a rollout that halted or passed and waits for a click: the held batches are
-    queued now. Runs under the command's row lock, so two operators clicking at once continue it once
-    (the second is told who did). Raises CommandError."""
+def resume(command: Command, *, user: Any = None, api_key: ApiKey | None = None) -> Command:
+    """An operator (a person, or an API key) continues a rollout that halted or passed and waits for a
+    click: the held batches are queued now. Runs under the command's row lock, so two operators clicking
+    at once continue it once (the second is told who did). Raises CommandError."""
     with transaction.atomic():
-        return _resume(command, user)
+        return _resume(command, user, api_key)
 
 
-def _resume(command: Command, user: Any) -> Command:
-    name = getattr(user, "username", "an operator")
+def _resume(command: Command, user: Any, api_key: ApiKey | None) -> Command:
+    name = name_of(user, api_key)
     locked = Command.objects.select_for_update(of=("self",)).select_related("account").get(pk=command.pk)
     if locked.rollout_stage == RolloutStage.CONTINUED:
-        decider = locked.rollout_decided_by
-        who = f"by {decider.username}" if decider is not None else "automatically"
+        decider, key = locked.rollout_decided_by, locked.rollout_decided_by_key
+        who = (f"by {decider.username}" if decider is not None else
+               f"by API key {key.name}" if key is not None else "automatically")
         raise CommandError({"rollout": f"this rollout has already continued ({who})"})
     if locked.rollout_stage not in (RolloutStage.HALTED, RolloutStage.PASSED):
         raise CommandError({"rollout": "this rollout does not wait for an operator"})
@@ -158,7 +160,9 @@ def _resume(command: Command, user: Any) -> Command:
     locked.rollout_stage = RolloutStage.CONTINUED
     locked.rollout_note = f"{locked.rollout_note} · {'resumed' if was == 'halted' else 'continued'} by {name}"[:200]
     locked.rollout_decided_by, locked.rollout_decided_at = user, timezone.now()
-    locked.save(update_fields=["rollout_stage", "rollout_note", "rollout_decided_by", "rollout_decided_at"])
+    locked.rollout_decided_by_key = api_key
+    locked.save(update_fields=["rollout_stage", "rollout_note", "rollout_decided_by", "rollout_decided_by_key",
+                               "rollout_decided_at"])
     log.info("command %s: rollout continued by %s (%s call(s))", locked.code, name, queued)
     return locked
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from fleet.commands import rollout, safety
 from fleet.commands.actions import Action, CommandError, build_action
+from fleet.commands.deciders import name_of, same_asker
 from fleet.commands.rollout import RolloutSpec
 from fleet.commands.sending import enqueue_batch
 from fleet.commands.targets import GROUP_KINDS, Batch, ResolvedTarget, Target, cover, describe, resolve_target
@@ -412,9 +413,11 @@ def stored_action(command: Command) -> dict[str, Any]:
     return {key: int(value) for key, value in command.action.items()}
 
 
-def resolve_unknown(command: Command, resolution: str, *, user: Any, ip: str | None = None) -> Command | None:
-    """Record an operator's decision on an UNKNOWN command. "sent again" also creates the new command
-    (returned) for the devices whose delivery was unknown. Raises CommandError if it is not UNKNOWN."""
+def resolve_unknown(command: Command, resolution: str, *, user: Any = None, ip: str | None = None,
+                    api_key: ApiKey | None = None) -> Command | None:
+    """Record an operator's decision on an UNKNOWN command (a person's, or an API key's). "sent again"
+    also creates the new command (returned) for the devices whose delivery was unknown. Raises
+    CommandError if it is not UNKNOWN or was resolved already."""
     if resolution not in Resolution.values:
         raise CommandError({"resolution": "choose delivered, not delivered or send again"})
     with transaction.atomic():
@@ -422,16 +425,16 @@ def resolve_unknown(command: Command, resolution: str, *, user: Any, ip: str | N
         if locked.state != CommandState.UNKNOWN or locked.resolution:
             raise CommandError({"resolution": "this command does not wait for a decision"})
         unknown = list(locked.results.filter(state=DeviceState.UNKNOWN).values_list("sn", flat=True))
-        name = getattr(user, "username", "an operator")
+        name = name_of(user, api_key)
         if resolution == Resolution.DELIVERED:
             new_state, text = DeviceState.SUCCEEDED, f"marked delivered by {name}"
         else:
             new_state, text = DeviceState.FAILED, f"marked not delivered by {name}"
         locked.results.filter(state=DeviceState.UNKNOWN).update(state=new_state, answer=text)
         locked.resolution = resolution
-        locked.resolved_by = user
+        locked.resolved_by, locked.resolved_by_key = user, api_key
         locked.resolved_at = timezone.now()
-        locked.save(update_fields=["resolution", "resolved_by", "resolved_at"])
+        locked.save(update_fields=["resolution", "resolved_by", "resolved_by_key", "resolved_at"])
         refresh(locked)
         again = None
         if resolution == Resolution.SENT_AGAIN and unknown:
@@ -441,35 +444,44 @@ def resolve_unknown(command: Command, resolution: str, *, user: Any, ip: str | N
             if locked.target_kind == TargetKind.GROUP and locked.group and not locked.group.removed:
                 target = Target(TargetKind.GROUP, group=locked.group)
             again = create_command(locked.account, target, stored_action(locked), user=user, ip=ip,
-                                   source="resend", retry_of=locked)
+                                   source="resend", retry_of=locked, api_key=api_key)
     command.refresh_from_db()
     return again
 
 
-def cancel_command(command: Command, *, user: Any) -> int:
+def cancel_command(command: Command, *, user: Any = None, api_key: ApiKey | None = None) -> int:
     """Cancel the batches of a command that have not been sent (they never will be); batches already
     sent are still followed to their results. Returns how many were cancelled; raises CommandError
-    when nothing is left to cancel."""
+    when nothing is left to cancel (under the row lock: of two cancels at once, one cancels) or the
+    command awaits approval (rejecting it is the decision that sends nothing)."""
+    name = name_of(user, api_key)
     with transaction.atomic():
         locked = Command.objects.select_for_update().get(pk=command.pk)
-        cancelled = cancel_unsent(locked, f"cancelled by {getattr(user, 'username', 'an operator')}")
+        if locked.state == CommandState.APPROVAL:
+            raise CommandError({"cancel": "this command awaits approval: reject it to send nothing"})
+        cancelled = cancel_unsent(locked, f"cancelled by {name}")
     if not cancelled:
-        raise CommandError({"cancel": "every batch of this command has been sent already"})
-    log.info("command %s: %s unsent batch(es) cancelled by %s", command.code, cancelled, user)
+        raise CommandError({"cancel": "every batch of this command has been sent or cancelled already"})
+    log.info("command %s: %s unsent batch(es) cancelled by %s", command.code, cancelled, name)
     return cancelled
 
 
 # Four eyes -------------------------------------------------------------------------------------
 
-def approve_command(command: Command, *, user: Any) -> Command:
-    """A second operator approves a command awaiting approval: its calls are queued now. Raises
-    CommandError when it does not wait for approval or the approver is the one who asked."""
+class NotSecondOperator(CommandError):
+    """The approver is the one who asked: four eyes need another person (or another person's key)."""
+
+
+def approve_command(command: Command, *, user: Any = None, api_key: ApiKey | None = None) -> Command:
+    """A second operator (a person, or an API key) approves a command awaiting approval: its calls are
+    queued now. Raises CommandError when it does not wait for approval or the approver is the one who
+    asked (``fleet.commands.deciders.same_asker``: a key counts as itself and as the person who made it)."""
     with transaction.atomic():
         locked = Command.objects.select_for_update().select_related("account").get(pk=command.pk)
         if locked.state != CommandState.APPROVAL:
             raise CommandError({"approval": "this command does not wait for an approval"})
-        if locked.created_by_id is not None and locked.created_by_id == getattr(user, "pk", None):
-            raise CommandError({"approval": "a second operator must approve: not the one who asked"})
+        if same_asker(locked, user, api_key):
+            raise NotSecondOperator({"approval": "a second operator must approve: not the one who asked"})
         if locked.start_by is not None and locked.start_by <= timezone.now():
             raise CommandError({"approval": "too late: it had to start by "
                                             f"{locked.start_by:%H:%M:%S %Z}; reject it and send it again"})
@@ -484,23 +496,25 @@ def approve_command(command: Command, *, user: Any) -> Command:
             if batch.canary or not staged:  # a staged rollout's other batches wait for the canary
                 enqueue_batch(locked, batch)
         locked.state, locked.approved_by, locked.approved_at = CommandState.QUEUED, user, timezone.now()
-        locked.save(update_fields=["state", "approved_by", "approved_at"])
-    log.info("command %s approved by %s", command.code, user)
+        locked.approved_by_key = api_key
+        locked.save(update_fields=["state", "approved_by", "approved_by_key", "approved_at"])
+    log.info("command %s approved by %s", command.code, name_of(user, api_key))
     return locked
 
 
-def reject_command(command: Command, *, user: Any) -> Command:
-    """Refuse a command awaiting approval: nothing is sent, its devices read "not sent"."""
+def reject_command(command: Command, *, user: Any = None, api_key: ApiKey | None = None) -> Command:
+    """Refuse a command awaiting approval: nothing is sent, its devices read "not sent". Anyone who may
+    operate may reject, the asker too (it sends nothing)."""
     with transaction.atomic():
         locked = Command.objects.select_for_update().get(pk=command.pk)
         if locked.state != CommandState.APPROVAL:
             raise CommandError({"approval": "this command does not wait for an approval"})
-        name = getattr(user, "username", "an operator")
+        name = name_of(user, api_key)
         locked.results.filter(state=DeviceState.PENDING).update(
             state=DeviceState.NOT_SENT, answer=f"not sent: rejected by {name}", answered_at=timezone.now())
         locked.batches.update(state=CommandState.CANCELLED)
         locked.state, locked.approved_by, locked.approved_at = CommandState.CANCELLED, user, timezone.now()
-        locked.finished_at = locked.approved_at
-        locked.save(update_fields=["state", "approved_by", "approved_at", "finished_at"])
+        locked.finished_at, locked.approved_by_key = locked.approved_at, api_key
+        locked.save(update_fields=["state", "approved_by", "approved_by_key", "approved_at", "finished_at"])
         refresh(locked)
     return locked

@@ -100,6 +100,9 @@ class Command(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
+    # The API key that decided (through the REST API), where a person's decision fills the *_by above.
+    resolved_by_key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, blank=True, related_name="+")
+    approved_by_key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, blank=True, related_name="+")
     # Staged rollout (empty stage: none): the canary's size as asked ("10 %", "20 devices") and in
     # devices, the failure share (percent) at which it halts, and whether it continues by itself.
     rollout_stage = models.CharField(max_length=10, choices=RolloutStage.choices, blank=True)
@@ -111,6 +114,7 @@ class Command(models.Model):
     rollout_decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True,
                                            related_name="+")
     rollout_decided_at = models.DateTimeField(null=True, blank=True)
+    rollout_decided_by_key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         indexes = [

@@ -306,7 +306,10 @@ def command_rollout(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
     require_operator(request)
     command = command_for_user(request, code)
     try:
-        rollout.resume(command, user=request.user)
+        before = command.rollout_stage
+        continued = rollout.resume(command, user=request.user)
+        audit.record(request, "command.continue", continued,
+                     changes={"rollout stage": [before, continued.rollout_stage]})
     except CommandError as exc:
         messages.error(request, "; ".join(exc.errors.values()))
     else:

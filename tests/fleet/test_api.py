@@ -545,7 +545,9 @@ def test_the_openapi_document_lists_every_path():
     assert {"/api/v1/accounts", "/api/v1/accounts/{code}", "/api/v1/groups", "/api/v1/groups/{code}",
             "/api/v1/groups/{code}/members", "/api/v1/members/{code}", "/api/v1/inverters", "/api/v1/chargers",
             "/api/v1/selections", "/api/v1/selections/{code}", "/api/v1/commands", "/api/v1/commands/plan",
-            "/api/v1/commands/{code}", "/api/v1/commands/{code}/results", "/api/v1/schedules",
+            "/api/v1/commands/{code}", "/api/v1/commands/{code}/results", "/api/v1/commands/{code}/cancel",
+            "/api/v1/commands/{code}/approve", "/api/v1/commands/{code}/reject", "/api/v1/commands/{code}/resolve",
+            "/api/v1/commands/{code}/resume", "/api/v1/commands/{code}/retry", "/api/v1/schedules",
             "/api/v1/schedules/{code}", "/api/v1/price-plans", "/api/v1/price-plans/{code}",
             "/api/v1/calls/{code}", "/api/v1/alerts", "/api/v1/alerts/{code}",
             "/api/v1/alerts/{code}/acknowledge"} == paths
