@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet import events
 from fleet.commands import rollout, safety
 from fleet.commands.actions import Action, CommandError, build_action
 from fleet.commands.rollout import RolloutSpec
@@ -503,4 +504,7 @@ def reject_command(command: Command, *, user: Any) -> Command:
         locked.finished_at = locked.approved_at
         locked.save(update_fields=["state", "approved_by", "approved_at", "finished_at"])
         refresh(locked)
+        # refresh saw it cancelled already (set above, since the approval state derives to itself):
+        # tell the receivers that it left APPROVAL, so its channels hear it finished.
+        events.send(events.command_state_changed, Command, command=locked, previous=CommandState.APPROVAL)
     return locked

@@ -33,10 +33,14 @@ from fleet.models import (
     DeliveryState,
     DeviceResult,
     DeviceState,
+    Group,
+    Inverter,
     Resolution,
+    SafetyEnvelope,
     Severity,
     TargetKind,
 )
+from tests.conftest import make_member
 from tests.fleet.test_alerts import SECRET, _deliver_all, _webhook, drive
 from tests.support.webhook_receiver import webhook_receiver
 
@@ -138,6 +142,21 @@ def test_a_command_that_is_not_final_yet_sends_nothing(org, account, receiver):
     DeviceResult.objects.filter(command=command).update(state=DeviceState.SUCCEEDED)
     assert tracking.refresh(command).state == CommandState.SUCCEEDED
     assert Delivery.objects.filter(command=command, event=FINISHED).count() == 1
+
+
+def test_a_rejected_command_finishes_cancelled(org, account, operator, receiver, read_api):
+    _webhook(org, receiver.url, events=[FINISHED])
+    SafetyEnvelope.objects.create(organization=org, approval_above_devices=1)
+    group = Group.objects.create(account=account, remote_id="1", name="North", device_count=2)
+    for i in range(2):
+        Inverter.objects.create(account=account, group=group, remote_id=str(i), inverter_sn=f"SN{i}", rated_power=5)
+    command = commands.create_command(account, Target("group", group=group), SYSTEM_ON, user=operator)
+    assert command.state == CommandState.APPROVAL and not Delivery.objects.exists()
+    commands.reject_command(command, user=make_member(org, "petra", "operator"))
+    [delivery] = _deliver_all()
+    assert delivery.command == command and delivery.state == DeliveryState.SENT
+    body = receiver.received[0].json()["command"]
+    assert body["state"] == "cancelled" and body == read_api(f"/commands/{command.code}")
 
 
 def test_command_finished_email_has_a_short_subject_and_the_counts(org, account):
