@@ -1,6 +1,12 @@
-"""Delivering alerts: email through Django's email backend, webhooks POSTed with a signature.
+"""Delivering events (alerts raised and resolved, commands finished): email through Django's email
+backend, webhooks POSTed with a signature. Each channel takes the events it subscribed to.
 
-A delivery is a row written in the transaction that raised or resolved its alert; after the commit
+A webhook's body is ``{"event", "delivery", "sent_at"}`` with ``alert`` or ``command``: the resource
+exactly as GET /api/v1/alerts/{code} or /api/v1/commands/{code} answers it at send time (one schema and
+serializer in ``fleet.shapes`` for both), so a receiver parses one shape.
+
+A delivery is a row written in the transaction of its event (an alert raised or resolved, a
+command's recount that finished it); after the commit
 a Celery task (``fleet.alerts.tasks.deliver_alert``) sends it, outside any transaction of the pipeline,
 so a slow or dead endpoint delays nobody but its own retries. Transient failures (timeouts,
 connection errors, 408/429/5xx) retry with capped backoff through Celery's retry, at most
@@ -34,15 +40,17 @@ from urllib.parse import urlsplit
 from celery import current_app
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from fleet.models import Alert, Channel, ChannelKind, Delivery, DeliveryState
+from fleet.models import Alert, Channel, ChannelEvent, ChannelKind, Command, Delivery, DeliveryState
+from fleet.shapes import responses, serialize
 
 log = logging.getLogger("fleet.alerts")
 
-RAISED, RESOLVED, TEST = "alert.raised", "alert.resolved", "test"
+RAISED, RESOLVED, FINISHED = ChannelEvent.ALERT_RAISED, ChannelEvent.ALERT_RESOLVED, ChannelEvent.COMMAND_FINISHED
+TEST = "test"
 WEBHOOK_TIMEOUT_SECONDS = 5
 MAX_RETRIES = 5
 BACKOFF_BASE_SECONDS = 10
@@ -103,15 +111,39 @@ def _address_problem(host: str) -> str | None:
 # Queueing -------------------------------------------------------------------------------------
 
 def queue_deliveries(alert: Alert, event: str) -> list[Delivery]:
-    """Write a delivery for each enabled channel of the alert's organization whose rule takes it,
-    and send them after the commit. Returns the deliveries (one query for the channels, one insert)."""
+    """Write a delivery for each enabled channel of the alert's organization that subscribed to
+    ``event`` and whose rule takes the alert, and send them after the commit. Returns the deliveries
+    (one query for the channels, one insert)."""
     chosen = [channel for channel in Channel.objects.filter(organization_id=alert.organization_id, enabled=True)
-              if channel.matches(alert.kind, alert.severity)]
+              if channel.takes(event) and channel.matches(alert.kind, alert.severity)]
     if not chosen:
         return []
     deliveries = Delivery.objects.bulk_create(Delivery(channel=channel, alert=alert, event=event) for channel in chosen)
     ids = [delivery.pk for delivery in deliveries]
     transaction.on_commit(lambda: _start(ids))
+    return deliveries
+
+
+def queue_command_finished(organization_id: int, command: Command) -> list[Delivery]:
+    """Write a command.finished delivery for each enabled channel of the organization that subscribed
+    to it, unless the channel has one for this command already, and send them after the commit.
+
+    Once per (channel, command): the partial unique constraint ``delivery_once_per_command`` decides,
+    not a read before the write, so a second final state or a second worker's recount of the same
+    command inserts nothing (on PostgreSQL the loser waits for the winner's commit, then conflicts).
+    Each insert is its own savepoint so a conflict never breaks the caller's transaction."""
+    chosen = [channel for channel in Channel.objects.filter(organization_id=organization_id, enabled=True)
+              if channel.takes(FINISHED)]
+    deliveries: list[Delivery] = []
+    for channel in chosen:
+        try:
+            with transaction.atomic():
+                deliveries.append(Delivery.objects.create(channel=channel, command=command, event=FINISHED))
+        except IntegrityError:
+            continue  # delivered (or being delivered) already
+    if deliveries:
+        ids = [delivery.pk for delivery in deliveries]
+        transaction.on_commit(lambda: _start(ids))
     return deliveries
 
 
@@ -140,25 +172,14 @@ def backoff(retries: int) -> int:
 
 # Payloads ---------------------------------------------------------------------------------------
 
-def alert_fields(alert: Alert) -> dict[str, Any]:
-    """The alert as the webhook body and the API show it."""
-    def iso(at: datetime | None) -> str | None:
-        return at.isoformat() if at else None
-
-    return {"code": str(alert.code), "kind": alert.kind, "severity": alert.severity, "subject": alert.subject,
-            "title": alert.title, "detail": alert.detail, "state": alert.state,
-            "account": str(alert.account.code) if alert.account_id and alert.account else None,
-            "raised_at": iso(alert.raised_at), "acknowledged_at": iso(alert.acknowledged_at),
-            "acknowledged_by": alert.acknowledged_by.username if alert.acknowledged_by_id and alert.acknowledged_by
-            else None, "resolved_at": iso(alert.resolved_at), "resolution": alert.resolution,
-            "link": alert.link}
-
-
 def payload(delivery: Delivery) -> dict[str, Any]:
+    """The webhook's body: the event, this delivery's code, and the resource as the API shows it now."""
     body: dict[str, Any] = {"event": delivery.event, "delivery": str(delivery.code),
                             "sent_at": timezone.now().isoformat()}
     if delivery.alert is not None:
-        body["alert"] = alert_fields(delivery.alert)
+        body["alert"] = responses.render(responses.AlertOut, serialize.alert(delivery.alert))
+    elif delivery.command is not None:
+        body["command"] = responses.render(responses.CommandDetailOut, serialize.command_detail(delivery.command))
     else:
         body["message"] = f"A test of channel {delivery.channel.name}: it works."
     return body
@@ -175,7 +196,9 @@ def deliver(delivery_id: int, *, final: bool = False) -> Delivery | None:
     """Make one attempt at a delivery; return it with its new state, or None when it is gone or
     already settled. Raises TransientDeliveryError when it should be retried (unless ``final``:
     then it is marked failed)."""
-    delivery = (Delivery.objects.select_related("channel", "alert__account", "alert__acknowledged_by")
+    delivery = (Delivery.objects.select_related("channel", "alert__account", "alert__acknowledged_by",
+                                                "command__account", "command__group", "command__created_by",
+                                                "command__api_key")
                 .filter(pk=delivery_id, state__in=(DeliveryState.PENDING, DeliveryState.RETRYING)).first())
     if delivery is None:
         return None
@@ -228,8 +251,10 @@ def _send(delivery: Delivery) -> Sent:
 
 
 def _send_email(delivery: Delivery) -> Sent:
-    alert = delivery.alert
-    if alert is None:
+    alert, command = delivery.alert, delivery.command
+    if command is not None:
+        subject, text = _command_email(command)
+    elif alert is None:
         subject = f"[solax-fleet] test of channel {delivery.channel.name}"
         text = "This is a test of an alert channel. It works."
     else:
@@ -245,6 +270,17 @@ def _send_email(delivery: Delivery) -> Sent:
     except (OSError, TimeoutError) as exc:  # smtplib's errors are OSErrors
         raise TransientDeliveryError(f"email not sent: {type(exc).__name__}") from None
     return Sent(None)
+
+
+def _command_email(command: Command) -> tuple[str, str]:
+    """A finished command's short subject and its counts."""
+    subject = f"[solax-fleet] command {command.label}: {command.state}"
+    lines = [f"Command {command.label} ended {command.get_state_display()}.", "",
+             f"Devices: {command.devices_total}, answered {command.devices_answered}, "
+             f"succeeded {command.devices_succeeded}, failed {command.devices_failed}."]
+    if command.finished_at:
+        lines.append(f"Finished: {command.finished_at:%Y-%m-%d %H:%M %Z}")
+    return subject, "\n".join(lines)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

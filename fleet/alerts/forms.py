@@ -1,4 +1,4 @@
-"""The channel form: kind, target (an email address or a webhook URL), the rule, enabled."""
+"""The channel form: kind, target (an email address or a webhook URL), its events, the alerts' rule, enabled."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from django import forms
 from django.core.validators import validate_email
 
 from fleet.alerts.channels import webhook_url_problem
-from fleet.models import AlertKind, Channel, ChannelKind, Severity
+from fleet.models import AlertKind, Channel, ChannelEvent, ChannelKind, Severity
+from fleet.models.alerts import default_events
 
 
 class ChannelForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        choices=ChannelEvent.choices, initial=default_events, widget=forms.CheckboxSelectMultiple,
+        label="Events", error_messages={"required": "Tick at least one event (or disable the channel)."},
+        help_text="A command's event comes once, when it ends; the kinds and severity below apply to alerts.")
     kinds = forms.MultipleChoiceField(
         choices=AlertKind.choices, required=False, widget=forms.CheckboxSelectMultiple,
         label="Alert kinds", help_text="None ticked: every kind.")
@@ -20,7 +25,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = ["name", "kind", "target", "kinds", "min_severity", "enabled"]
+        fields = ["name", "kind", "target", "events", "kinds", "min_severity", "enabled"]
         labels = {"target": "Email address or webhook URL"}
         help_texts = {"target": "A webhook gets a JSON POST signed with the channel's secret (shown once)."}
 
@@ -36,6 +41,11 @@ class ChannelForm(forms.ModelForm):
         if not name:
             raise forms.ValidationError("Give the channel a name.")
         return name
+
+    def clean_events(self) -> list[str]:
+        # In the order of ChannelEvent, so that an unchanged choice is never audited as a change.
+        chosen = set(self.cleaned_data["events"])
+        return [event for event in ChannelEvent.values if event in chosen]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

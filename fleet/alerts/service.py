@@ -191,11 +191,16 @@ def resolve_resumed_accounts(now: datetime | None = None) -> int:
 @receiver(events.command_state_changed, dispatch_uid="alerts.command_state_changed")
 def on_command_state_changed(sender: object, *, command: Command, previous: str, **_: Any) -> None:
     finished = command.state in FINAL_STATES + (CommandState.UNKNOWN,) and previous not in FINAL_STATES
-    if not (finished or command.resolution):
+    # Any move into a final state, even from another final one: the delivery's unique constraint, not
+    # this test, keeps it to one command.finished per channel.
+    into_final = command.state in FINAL_STATES and command.state != previous
+    if not (finished or into_final or command.resolution):
         return  # queued -> running and the like: no query at all
     org_id = SolaxAccount.objects.filter(pk=command.account_id).values_list("organization_id", flat=True).first()
     if org_id is None:
         return
+    if into_final:
+        channels.queue_command_finished(org_id, command)
     if command.resolution:
         resolve_alerts(org_id, AlertKind.COMMAND, str(command.code),
                        f"an operator decided: {command.get_resolution_display()}")

@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 from ninja import Header, Query, Router, Schema, Status
@@ -24,7 +23,7 @@ from fleet.accounts.access import (
     require_operator,
     selection_for_user,
 )
-from fleet.api import schemas, serialize
+from fleet.api import schemas
 from fleet.api.actor import Actor, actor_of, changed
 from fleet.api.core import DEFAULT_LIMIT, MAX_LIMIT, Invalid, Problem, keyset
 from fleet.api.resources import PROBLEMS, Paging, account_of
@@ -33,6 +32,7 @@ from fleet.commands.actions import CommandError
 from fleet.commands.targets import Target
 from fleet.models import Command, CommandState, DeviceState, SolaxAccount, TargetKind
 from fleet.models.commands import ACTIVE_COMMAND_STATES
+from fleet.shapes import responses, serialize
 
 router = Router(tags=["commands"])
 IDEMPOTENCY_PURPOSE = "command"
@@ -89,7 +89,7 @@ def _plan(plan: service.CostPlan) -> dict[str, Any]:
             "batches": [{"group": b.group.code if b.group else None, "sns": len(b.sns)} for b in plan.batches]}
 
 
-@router.post("/commands/plan", response={200: schemas.PlanOut, **PROBLEMS}, url_name="command-plan")
+@router.post("/commands/plan", response={200: responses.PlanOut, **PROBLEMS}, url_name="command-plan")
 def command_plan(request: HttpRequest, payload: schemas.CommandIn) -> dict[str, Any]:
     """A dry run: the calls the command would need, when it would go out, its share of today's budget and
     whether a second operator must approve it. Nothing is queued. Needs an operate key, as sending does."""
@@ -99,10 +99,10 @@ def command_plan(request: HttpRequest, payload: schemas.CommandIn) -> dict[str, 
 
 
 def _command(code: uuid.UUID) -> Command:
-    return Command.objects.select_related("account", "group", "created_by", "api_key").get(code=code)
+    return serialize.command_rows().get(code=code)
 
 
-@router.post("/commands", response={200: schemas.CommandOut, 201: schemas.CommandOut, 409: schemas.ProblemOut,
+@router.post("/commands", response={200: responses.CommandOut, 201: responses.CommandOut, 409: responses.ProblemOut,
                                     **PROBLEMS}, url_name="commands-create")
 def command_create(request: HttpRequest, payload: schemas.CommandIn,
                    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200)) \
@@ -147,7 +147,7 @@ class CommandFilters(Paging):
     state: CommandState | None = None
 
 
-@router.get("/commands", response={200: schemas.CommandPage, **PROBLEMS}, url_name="commands")
+@router.get("/commands", response={200: responses.CommandPage, **PROBLEMS}, url_name="commands")
 def commands(request: HttpRequest, filters: Query[CommandFilters]) -> dict[str, Any]:
     """The history, newest first."""
     rows = Command.objects.filter(account__organization=current_membership(request).organization).select_related(
@@ -160,16 +160,10 @@ def commands(request: HttpRequest, filters: Query[CommandFilters]) -> dict[str, 
                   salt="commands", serialize=serialize.command)
 
 
-@router.get("/commands/{uuid:code}", response={200: schemas.CommandDetailOut, **PROBLEMS}, url_name="command")
+@router.get("/commands/{uuid:code}", response={200: responses.CommandDetailOut, **PROBLEMS}, url_name="command")
 def command(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """One command and its progress: calls sent of total, devices answered; the devices are at ``results``."""
-    row = command_for_user(request, code)
-    batches = row.batches.aggregate(total=Count("pk"), sent=Count("pk", filter=~Q(vendor_command_id="")))
-    unmatched: dict[str, str] = {}
-    for answers in row.batches.exclude(unmatched={}).values_list("unmatched", flat=True):
-        unmatched.update({str(k): str(v) for k, v in (answers or {}).items()})
-    return {**serialize.command(_command(row.code)), "calls_total": batches["total"], "calls_sent": batches["sent"],
-            "unmatched": unmatched}
+    return serialize.command_detail(_command(command_for_user(request, code).code))
 
 
 class ResultFilters(Schema):
@@ -179,7 +173,7 @@ class ResultFilters(Schema):
     sn: str = Field("", max_length=40)
 
 
-@router.get("/commands/{uuid:code}/results", response={200: schemas.ResultPage, **PROBLEMS},
+@router.get("/commands/{uuid:code}/results", response={200: responses.ResultPage, **PROBLEMS},
             url_name="command-results")
 def command_results(request: HttpRequest, code: uuid.UUID, filters: Query[ResultFilters]) -> dict[str, Any]:
     """Each device's result, by SN; ``state`` and ``sn`` (part of it) filter."""
@@ -206,7 +200,7 @@ def _result(row: Any) -> dict[str, Any]:
 # is a repeated one (a second cancel, a second approve): a decision is never replayed as a success, the
 # command as it is now is at its url. Each decision is written to the audit log with the key as its actor.
 
-DECISION: dict[int, Any] = {200: schemas.CommandOut, 409: schemas.ProblemOut, **PROBLEMS}
+DECISION: dict[int, Any] = {200: responses.CommandOut, 409: responses.ProblemOut, **PROBLEMS}
 
 
 def _decision(request: HttpRequest, code: uuid.UUID) -> tuple[Command, Actor]:
@@ -278,7 +272,7 @@ def command_reject(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.command(row)
 
 
-@router.post("/commands/{uuid:code}/resolve", response={200: schemas.ResolveOut, 409: schemas.ProblemOut,
+@router.post("/commands/{uuid:code}/resolve", response={200: responses.ResolveOut, 409: responses.ProblemOut,
                                                        **PROBLEMS}, url_name="command-resolve")
 def command_resolve(request: HttpRequest, code: uuid.UUID, payload: schemas.ResolveIn) -> dict[str, Any]:
     """The operator's word on a command whose delivery is unknown (state unknown): its devices of unknown
@@ -318,8 +312,8 @@ def command_resume(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.command(row)
 
 
-@router.post("/commands/{uuid:code}/retry", response={200: schemas.CommandOut, 201: schemas.CommandOut,
-                                                     409: schemas.ProblemOut, **PROBLEMS},
+@router.post("/commands/{uuid:code}/retry", response={200: responses.CommandOut, 201: responses.CommandOut,
+                                                     409: responses.ProblemOut, **PROBLEMS},
              url_name="command-retry")
 def command_retry(request: HttpRequest, code: uuid.UUID,
                   idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=200)) -> Status:

@@ -26,7 +26,7 @@ from fleet.accounts.access import (
     selection_for_user,
 )
 from fleet.alerts import service as alerts
-from fleet.api import schemas, serialize
+from fleet.api import schemas
 from fleet.api.actor import changed
 from fleet.api.core import DEFAULT_LIMIT, MAX_LIMIT, Invalid, Problem, keyset
 from fleet.mirror import writes
@@ -42,10 +42,11 @@ from fleet.models import (
     Schedule,
     SolaxAccount,
 )
+from fleet.shapes import responses, serialize
 
 router = Router()
-PROBLEMS: dict[int, Any] = {401: schemas.ProblemOut, 403: schemas.ProblemOut, 404: schemas.ProblemOut,
-                            422: schemas.ProblemOut}
+PROBLEMS: dict[int, Any] = {401: responses.ProblemOut, 403: responses.ProblemOut, 404: responses.ProblemOut,
+                            422: responses.ProblemOut}
 
 
 class Paging(Schema):
@@ -78,14 +79,14 @@ def _form_errors(form: Any, prefix: str = "") -> dict[str, str]:
 
 # Accounts --------------------------------------------------------------------------------------
 
-@router.get("/accounts", response={200: schemas.AccountPage, **PROBLEMS}, url_name="accounts", tags=["accounts"])
+@router.get("/accounts", response={200: responses.AccountPage, **PROBLEMS}, url_name="accounts", tags=["accounts"])
 def accounts(request: HttpRequest, paging: Query[Paging]) -> dict[str, Any]:
     """The organization's SolaX accounts with their budget state (never the token)."""
     return keyset(request, SolaxAccount.objects.filter(organization=_org(request)), ("name", "pk"),
                   cursor=paging.cursor, limit=paging.limit, salt="accounts", serialize=serialize.account)
 
 
-@router.get("/accounts/{uuid:code}", response={200: schemas.AccountOut, **PROBLEMS}, url_name="account",
+@router.get("/accounts/{uuid:code}", response={200: responses.AccountOut, **PROBLEMS}, url_name="account",
             tags=["accounts"])
 def account(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.account(account_for_user(request, code))
@@ -93,7 +94,7 @@ def account(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
 
 # Calls: what a write became --------------------------------------------------------------------
 
-@router.get("/calls/{uuid:code}", response={200: schemas.CallOut, **PROBLEMS}, url_name="call", tags=["calls"])
+@router.get("/calls/{uuid:code}", response={200: responses.CallOut, **PROBLEMS}, url_name="call", tags=["calls"])
 def call(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """A queued request to SolaX Cloud: queued, sending, then succeeded, failed or unknown (with the
     vendor's error). A write's objects change in the mirror only when it succeeded."""
@@ -108,7 +109,7 @@ class GroupFilters(Paging):
     removed: bool = False
 
 
-@router.get("/groups", response={200: schemas.GroupPage, **PROBLEMS}, url_name="groups", tags=["groups"])
+@router.get("/groups", response={200: responses.GroupPage, **PROBLEMS}, url_name="groups", tags=["groups"])
 def groups(request: HttpRequest, filters: Query[GroupFilters]) -> dict[str, Any]:
     """Groups of the mirror, by name; ``q`` searches names, ``removed=true`` lists those that left the cloud."""
     rows = Group.objects.filter(account__organization=_org(request), removed=filters.removed).select_related("account")
@@ -120,7 +121,7 @@ def groups(request: HttpRequest, filters: Query[GroupFilters]) -> dict[str, Any]
                   serialize=serialize.group)
 
 
-@router.post("/groups", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-create", tags=["groups"])
+@router.post("/groups", response={202: responses.CallOut, **PROBLEMS}, url_name="group-create", tags=["groups"])
 def group_create(request: HttpRequest, payload: schemas.GroupIn) -> Status:
     """Ask the cloud to create a group: 202 with the queued call; the group appears when the cloud answers."""
     require_operator(request)
@@ -133,7 +134,7 @@ def group_create(request: HttpRequest, payload: schemas.GroupIn) -> Status:
     return Status(202, serialize.call(queued))
 
 
-@router.get("/groups/{uuid:code}", response={200: schemas.GroupDetailOut, **PROBLEMS}, url_name="group",
+@router.get("/groups/{uuid:code}", response={200: responses.GroupDetailOut, **PROBLEMS}, url_name="group",
             tags=["groups"])
 def group(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """A group and the latest write to it (pending or recently answered)."""
@@ -144,7 +145,7 @@ def group(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return {**serialize.group(row), "last_change": serialize.call(change) if change else None}
 
 
-@router.patch("/groups/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-rename",
+@router.patch("/groups/{uuid:code}", response={202: responses.CallOut, **PROBLEMS}, url_name="group-rename",
               tags=["groups"])
 def group_rename(request: HttpRequest, code: uuid.UUID, payload: schemas.GroupRenameIn) -> Status:
     require_operator(request)
@@ -160,7 +161,7 @@ def group_rename(request: HttpRequest, code: uuid.UUID, payload: schemas.GroupRe
     return Status(202, serialize.call(queued))
 
 
-@router.delete("/groups/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="group-delete",
+@router.delete("/groups/{uuid:code}", response={202: responses.CallOut, **PROBLEMS}, url_name="group-delete",
                tags=["groups"])
 def group_delete(request: HttpRequest, code: uuid.UUID) -> Status:
     require_operator(request)
@@ -178,7 +179,7 @@ class MemberFilters(Paging):
     q: str = Field("", max_length=40)
 
 
-@router.get("/groups/{uuid:code}/members", response={200: schemas.InverterPage, **PROBLEMS},
+@router.get("/groups/{uuid:code}/members", response={200: responses.InverterPage, **PROBLEMS},
             url_name="group-members", tags=["groups"])
 def group_members(request: HttpRequest, code: uuid.UUID, filters: Query[MemberFilters]) -> dict[str, Any]:
     """A group's members by SN; ``q`` searches inverter and dongle SNs."""
@@ -191,7 +192,7 @@ def group_members(request: HttpRequest, code: uuid.UUID, filters: Query[MemberFi
                   salt=f"members:{row.code}", serialize=serialize.inverter)
 
 
-@router.post("/groups/{uuid:code}/members", response={202: schemas.CallOut, **PROBLEMS},
+@router.post("/groups/{uuid:code}/members", response={202: responses.CallOut, **PROBLEMS},
              url_name="group-member-add", tags=["groups"])
 def member_add(request: HttpRequest, code: uuid.UUID, payload: schemas.MemberIn) -> Status:
     """Ask the cloud to add an inverter to the group: 202 with the queued call."""
@@ -211,7 +212,7 @@ def member_add(request: HttpRequest, code: uuid.UUID, payload: schemas.MemberIn)
     return Status(202, serialize.call(queued))
 
 
-@router.delete("/members/{uuid:code}", response={202: schemas.CallOut, **PROBLEMS}, url_name="member-remove",
+@router.delete("/members/{uuid:code}", response={202: responses.CallOut, **PROBLEMS}, url_name="member-remove",
                tags=["groups"])
 def member_remove(request: HttpRequest, code: uuid.UUID) -> Status:
     """Ask the cloud to remove a member (by its code, from the members list) from its group."""
@@ -231,7 +232,7 @@ class InverterFilters(Paging):
     q: str = Field("", max_length=40)
 
 
-@router.get("/inverters", response={200: schemas.InverterPage, **PROBLEMS}, url_name="inverters",
+@router.get("/inverters", response={200: responses.InverterPage, **PROBLEMS}, url_name="inverters",
             tags=["devices"])
 def inverters(request: HttpRequest, filters: Query[InverterFilters]) -> dict[str, Any]:
     """Inverters across the organization's groups (a member row per group); ``q`` searches SNs."""
@@ -255,7 +256,7 @@ class AccountFilter(Paging):
     account: uuid.UUID | None = None
 
 
-@router.get("/chargers", response={200: schemas.ChargerPage, **PROBLEMS}, url_name="chargers", tags=["devices"])
+@router.get("/chargers", response={200: responses.ChargerPage, **PROBLEMS}, url_name="chargers", tags=["devices"])
 def chargers(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, Any]:
     """EV chargers with their last status read."""
     rows = Charger.objects.filter(account__organization=_org(request)).select_related("account")
@@ -265,7 +266,7 @@ def chargers(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, A
                   serialize=serialize.charger)
 
 
-@router.get("/selections", response={200: schemas.SelectionPage, **PROBLEMS}, url_name="selections",
+@router.get("/selections", response={200: responses.SelectionPage, **PROBLEMS}, url_name="selections",
             tags=["devices"])
 def selections(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, Any]:
     """Saved selections (named lists of inverters, a command target): their sizes; the SNs are in each one."""
@@ -276,7 +277,7 @@ def selections(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str,
                   serialize=serialize.selection)
 
 
-@router.get("/selections/{uuid:code}", response={200: schemas.SelectionDetailOut, **PROBLEMS},
+@router.get("/selections/{uuid:code}", response={200: responses.SelectionDetailOut, **PROBLEMS},
             url_name="selection", tags=["devices"])
 def selection(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.selection(selection_for_user(request, code), with_sns=True)
@@ -284,7 +285,7 @@ def selection(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
 
 # Schedules and price plans ---------------------------------------------------------------------
 
-@router.get("/schedules", response={200: schemas.SchedulePage, **PROBLEMS}, url_name="schedules",
+@router.get("/schedules", response={200: responses.SchedulePage, **PROBLEMS}, url_name="schedules",
             tags=["schedules"])
 def schedules(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, Any]:
     rows = Schedule.objects.filter(account__organization=_org(request)).select_related("account", "group",
@@ -295,14 +296,14 @@ def schedules(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, 
                   serialize=serialize.schedule)
 
 
-@router.get("/schedules/{uuid:code}", response={200: schemas.ScheduleOut, **PROBLEMS}, url_name="schedule",
+@router.get("/schedules/{uuid:code}", response={200: responses.ScheduleOut, **PROBLEMS}, url_name="schedule",
             tags=["schedules"])
 def schedule(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     row = schedule_for_user(request, code)
     return serialize.schedule(Schedule.objects.select_related("account", "group", "selection").get(pk=row.pk))
 
 
-@router.get("/price-plans", response={200: schemas.PricePlanPage, **PROBLEMS}, url_name="price-plans",
+@router.get("/price-plans", response={200: responses.PricePlanPage, **PROBLEMS}, url_name="price-plans",
             tags=["schedules"])
 def price_plans(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str, Any]:
     """Day plans compiled from the price rules, newest day first (proposed, accepted, superseded)."""
@@ -314,7 +315,7 @@ def price_plans(request: HttpRequest, filters: Query[AccountFilter]) -> dict[str
                   serialize=serialize.price_plan)
 
 
-@router.get("/price-plans/{uuid:code}", response={200: schemas.PricePlanOut, **PROBLEMS}, url_name="price-plan",
+@router.get("/price-plans/{uuid:code}", response={200: responses.PricePlanOut, **PROBLEMS}, url_name="price-plan",
             tags=["schedules"])
 def price_plan(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.price_plan(day_plan_for_user(request, code))
@@ -327,7 +328,7 @@ class AlertFilters(Paging):
     state: AlertState | None = Field(None, description="open, acknowledged or resolved; all when left out")
 
 
-@router.get("/alerts", response={200: schemas.AlertPage, **PROBLEMS}, url_name="alerts", tags=["alerts"])
+@router.get("/alerts", response={200: responses.AlertPage, **PROBLEMS}, url_name="alerts", tags=["alerts"])
 def alert_list(request: HttpRequest, filters: Query[AlertFilters]) -> dict[str, Any]:
     """The organization's alerts, newest first: one per episode of a condition, resolved by itself."""
     rows = alerts.alerts_for(_org(request), filters.state)
@@ -335,12 +336,12 @@ def alert_list(request: HttpRequest, filters: Query[AlertFilters]) -> dict[str, 
                   serialize=serialize.alert)
 
 
-@router.get("/alerts/{uuid:code}", response={200: schemas.AlertOut, **PROBLEMS}, url_name="alert", tags=["alerts"])
+@router.get("/alerts/{uuid:code}", response={200: responses.AlertOut, **PROBLEMS}, url_name="alert", tags=["alerts"])
 def alert(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     return serialize.alert(alert_for_user(request, code))
 
 
-@router.post("/alerts/{uuid:code}/acknowledge", response={200: schemas.AlertOut, 409: schemas.ProblemOut,
+@router.post("/alerts/{uuid:code}/acknowledge", response={200: responses.AlertOut, 409: responses.ProblemOut,
                                                           **PROBLEMS}, url_name="alert-acknowledge", tags=["alerts"])
 def alert_acknowledge(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """An operate key acknowledges an open alert (it resolves by itself when its condition ends; a

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet import events
 from fleet.commands import rollout, safety
 from fleet.commands.actions import Action, CommandError, build_action
 from fleet.commands.deciders import name_of, same_asker
@@ -517,4 +518,7 @@ def reject_command(command: Command, *, user: Any = None, api_key: ApiKey | None
         locked.finished_at, locked.approved_by_key = locked.approved_at, api_key
         locked.save(update_fields=["state", "approved_by", "approved_by_key", "approved_at", "finished_at"])
         refresh(locked)
+        # refresh saw it cancelled already (set above, since the approval state derives to itself):
+        # tell the receivers that it left APPROVAL, so its channels hear it finished.
+        events.send(events.command_state_changed, Command, command=locked, previous=CommandState.APPROVAL)
     return locked

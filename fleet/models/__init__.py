@@ -7,6 +7,7 @@ from fleet.models.alerts import (
     AlertKind,
     AlertState,
     Channel,
+    ChannelEvent,
     ChannelKind,
     Delivery,
     DeliveryState,
@@ -45,7 +46,7 @@ from fleet.models.prices import (
 from fleet.models.schedules import Edge, Occurrence, OccurrenceState, Schedule
 
 __all__ = [
-    "ACTIVE_ALERT_STATES", "Alert", "AlertKind", "AlertState", "Channel", "ChannelKind", "Delivery",
+    "ACTIVE_ALERT_STATES", "Alert", "AlertKind", "AlertState", "Channel", "ChannelEvent", "ChannelKind", "Delivery",
     "DeliveryState", "Severity", "SCOPE_ROLE", "ApiKey", "ApiKeyScope", "IdempotencyKey",
     "ApiCall", "AuditEntry", "BindingRequest", "CallAttempt", "CallState", "CallbackReceipt", "Charger", "Command",
     "CommandBatch", "CommandKind", "CommandState", "DayPlan", "DeviceResult", "DeviceState", "Edge", "Group",

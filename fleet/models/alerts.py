@@ -89,9 +89,23 @@ class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "webhook"
 
 
+class ChannelEvent(models.TextChoices):
+    """What a channel may subscribe to (a test is sent on demand, to any channel)."""
+
+    ALERT_RAISED = "alert.raised", "an alert is raised"
+    ALERT_RESOLVED = "alert.resolved", "an alert is resolved"
+    COMMAND_FINISHED = "command.finished", "a command finishes (succeeded, partial, failed, expired, cancelled)"
+
+
+def default_events() -> list[str]:
+    """A channel's events unless chosen: the alerts, as every channel had before commands were events."""
+    return [ChannelEvent.ALERT_RAISED.value, ChannelEvent.ALERT_RESOLVED.value]
+
+
 class Channel(models.Model):
-    """Where an organization's alerts go: an email address or a signed webhook, with a rule (which
-    kinds, from which severity). A webhook's signing secret is stored encrypted and shown once."""
+    """Where an organization's events go: an email address or a signed webhook, with the events it
+    subscribed to and a rule for alerts (which kinds, from which severity). A webhook's signing secret
+    is stored encrypted and shown once."""
 
     organization = models.ForeignKey(Organization, models.CASCADE, related_name="channels", db_index=False)
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -99,6 +113,7 @@ class Channel(models.Model):
     name = models.CharField(max_length=100)
     target = models.CharField(max_length=500)  # an email address or an http(s) URL
     secret_ciphertext = models.TextField(blank=True)
+    events = models.JSONField(default=default_events)  # values of ChannelEvent
     kinds = models.JSONField(default=list, blank=True)  # alert kinds; empty: every kind
     min_severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     enabled = models.BooleanField(default=True)
@@ -121,6 +136,10 @@ class Channel(models.Model):
     def get_secret(self) -> str:
         return crypto.decrypt(self.secret_ciphertext)
 
+    def takes(self, event: str) -> bool:
+        """Return True when this enabled channel subscribed to ``event``."""
+        return self.enabled and event in (self.events or ())
+
     def matches(self, kind: str, severity: str) -> bool:
         """Return True when this channel's rule takes an alert of ``kind`` and ``severity``."""
         return (self.enabled and (not self.kinds or kind in self.kinds)
@@ -135,12 +154,15 @@ class DeliveryState(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """One message to one channel (an alert raised or resolved, or a test) and what became of it."""
+    """One message to one channel (an alert raised or resolved, a command finished, or a test) and what
+    became of it. A command's event is delivered once per channel: a partial unique constraint, so a
+    later move between final states or two workers recounting at once never send it twice."""
 
     channel = models.ForeignKey(Channel, models.CASCADE, related_name="deliveries")
     alert = models.ForeignKey(Alert, models.CASCADE, null=True, blank=True, related_name="deliveries")
+    command = models.ForeignKey("fleet.Command", models.CASCADE, null=True, blank=True, related_name="deliveries")
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    event = models.CharField(max_length=20)  # alert.raised, alert.resolved, test
+    event = models.CharField(max_length=20)  # a ChannelEvent or "test"
     state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -149,6 +171,10 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "command", "event"], name="delivery_once_per_command",
+                                    condition=Q(command__isnull=False)),
+        ]
         indexes = [models.Index(fields=["channel", "-created"], name="delivery_log"),
                    models.Index(fields=["state", "created"], name="delivery_pending")]
 

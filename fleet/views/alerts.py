@@ -77,7 +77,7 @@ def channel_create(request: HtmxHttpRequest) -> HttpResponse:
 
 def _channel_page(request: HtmxHttpRequest, channel: Channel, form: ChannelForm, *, status: int = 200,
                   **extra: object) -> HttpResponse:
-    deliveries = (Delivery.objects.filter(channel=channel).select_related("alert").order_by("-created", "-pk"))
+    deliveries = Delivery.objects.filter(channel=channel).select_related("alert", "command").order_by("-created", "-pk")
     page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "fleet/channel_form.html", {"form": form, "channel": channel, "deliveries": page,
                                                        **extra}, status=status)

@@ -128,7 +128,8 @@ def test_another_organizations_channel_is_404(admin_client_, other_org):
 def test_a_webhook_channel_shows_its_secret_once_and_stores_it_encrypted(admin_client_, org):
     response = admin_client_.post("/settings/channels/new/", {
         "name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
-        "kinds": ["account_paused", "command"], "min_severity": "warning", "enabled": "on"})
+        "events": ["alert.raised", "alert.resolved"], "kinds": ["account_paused", "command"], "min_severity": "warning",
+        "enabled": "on"})
     assert response.status_code == 200
     channel = Channel.objects.get()
     secret = channel.get_secret()
@@ -164,11 +165,12 @@ def test_a_bad_email_is_a_form_error(admin_client_):
 def test_an_admin_edits_the_rule_disables_and_deletes_after_confirming(admin_client_, org):
     channel = Channel.objects.create(organization=org, kind=ChannelKind.EMAIL, name="Ops", target="o@example.com")
     response = admin_client_.post(f"/settings/channels/{channel.code}/", {
-        "name": "Ops", "kind": "webhook", "target": "p@example.com", "kinds": ["sync"], "min_severity": "critical"})
+        "name": "Ops", "kind": "webhook", "target": "p@example.com", "events": ["alert.raised"], "kinds": ["sync"],
+        "min_severity": "critical"})
     assert response.status_code == 302
     channel.refresh_from_db()
-    assert (channel.kind, channel.target, channel.kinds, channel.min_severity, channel.enabled) == (
-        ChannelKind.EMAIL, "p@example.com", ["sync"], "critical", False)  # the kind stays; unticked: disabled
+    assert (channel.kind, channel.target, channel.events, channel.kinds, channel.min_severity, channel.enabled) == (
+        ChannelKind.EMAIL, "p@example.com", ["alert.raised"], ["sync"], "critical", False)  # kind stays; unticked: off
     confirm = admin_client_.get(f"/settings/channels/{channel.code}/delete/")
     assert confirm.status_code == 200 and "Delete the channel Ops?" in confirm.content.decode()
     assert Channel.objects.filter(pk=channel.pk).exists()
@@ -219,11 +221,11 @@ def test_channel_changes_and_acknowledgements_are_in_the_audit_log_without_the_s
 
     admin_client_.post("/settings/channels/new/", {
         "name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
-        "kinds": ["sync"], "min_severity": "warning", "enabled": "on"})
+        "events": ["alert.raised", "alert.resolved"], "kinds": ["sync"], "min_severity": "warning", "enabled": "on"})
     channel = Channel.objects.get()
     admin_client_.post(f"/settings/channels/{channel.code}/", {
         "name": "Ops hook 2", "kind": "webhook", "target": "https://hooks.example.com/fleet", "kinds": ["sync"],
-        "min_severity": "critical", "enabled": "on"})
+        "events": ["alert.raised", "alert.resolved"], "min_severity": "critical", "enabled": "on"})
     alert = _alert(org)
     admin_client_.post(f"/alerts/{alert.code}/acknowledge/")
     admin_client_.post(f"/settings/channels/{channel.code}/delete/")

@@ -1,9 +1,11 @@
-"""The resources as the API shows them (dicts of the shapes in ``schemas``), from model rows."""
+"""The resources as the API and the webhooks show them (dicts of the shapes in ``fleet.shapes.responses``),
+from model rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 
 from fleet.models import (
@@ -78,6 +80,21 @@ def command(row: Command) -> dict[str, Any]:
                         "succeeded": row.devices_succeeded, "failed": row.devices_failed},
             "url": reverse("api-v1:command", args=[row.code]),
             "results": reverse("api-v1:command-results", args=[row.code])}
+
+
+def command_rows() -> QuerySet[Command]:
+    """Commands with what ``command`` reads, in one query."""
+    return Command.objects.select_related("account", "group", "created_by", "api_key")
+
+
+def command_detail(row: Command) -> dict[str, Any]:
+    """One command and its progress (GET /commands/{code}, the command.finished webhook): ``command``
+    with the calls sent of total and the answers for SNs the mirror does not know (two queries)."""
+    batches = row.batches.aggregate(total=Count("pk"), sent=Count("pk", filter=~Q(vendor_command_id="")))
+    unmatched: dict[str, str] = {}
+    for answers in row.batches.exclude(unmatched={}).values_list("unmatched", flat=True):
+        unmatched.update({str(k): str(v) for k, v in (answers or {}).items()})
+    return {**command(row), "calls_total": batches["total"], "calls_sent": batches["sent"], "unmatched": unmatched}
 
 
 def schedule(row: Schedule) -> dict[str, Any]:

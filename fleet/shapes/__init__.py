@@ -1,0 +1,1 @@
+"""The resources as both the API and the webhooks show them (schemas and serializers)."""
