@@ -54,8 +54,8 @@ def _batch_of(call: ApiCall) -> CommandBatch | None:
     if not isinstance(batch_id, int):
         log.warning("call %s names no batch", call.code)
         return None
-    batch = (CommandBatch.objects.select_for_update().select_related("command", "command__account")
-             .filter(pk=batch_id).first())
+    batch = (CommandBatch.objects.select_for_update(of=("self", "command", "command__account"))
+             .select_related("command", "command__account", "call").filter(pk=batch_id).first())
     if batch is None:
         log.warning("call %s names batch %s, which is gone", call.code, batch_id)
     return batch
@@ -92,6 +92,17 @@ def first_result_delay(account: Any) -> timedelta:
     from its recent batches), else COMMAND_FIRST_RESULT_SECONDS."""
     seconds = account.result_delay_seconds or settings.COMMAND_FIRST_RESULT_SECONDS
     return timedelta(seconds=seconds)
+
+
+def _first_look_delay(batch: CommandBatch) -> timedelta:
+    """How long from now until the batch's first result poll: the devices' delay counts from the
+    batch's send, not from queryCommand's answer. A queryCommand that waited behind a fleet's sends has
+    used part of that delay already (all of it, often), so the first look goes out as soon as it may."""
+    delay = first_result_delay(batch.command.account)
+    sent_at = batch.call.sent_at if batch.call is not None else None
+    if sent_at is None:
+        return delay
+    return max(timedelta(0), sent_at + delay - timezone.now())
 
 
 def _adjust_delay(account: Any, factor: float) -> None:
@@ -209,7 +220,7 @@ def on_task(call: ApiCall, outcome: handlers.Outcome) -> None:
         batch.task_id = task_id
         batch.state = CommandState.RUNNING
         _poll(batch, "query_result", endpoints.query_result_params(task_id), "commands.result",
-              delay=first_result_delay(batch.command.account))
+              delay=_first_look_delay(batch))
     elif (call.context or {}).get("final") or _past_deadline(batch):
         _settle_silent(batch, timezone.now())  # no task id by the last look: nothing will be followed
     else:

@@ -221,3 +221,29 @@ def test_the_first_result_poll_waits_for_the_learned_delay(mirrored_fleet, fast_
     assert tracking.first_result_delay(mirrored_fleet) == timedelta(seconds=7.5)
     mirrored_fleet.result_delay_seconds = None
     assert tracking.first_result_delay(mirrored_fleet) == timedelta(seconds=fast_commands.COMMAND_FIRST_RESULT_SECONDS)
+
+
+def test_the_first_look_counts_the_devices_delay_from_the_send(mirrored_fleet, fast_commands, simulator):
+    """A queryCommand that waited behind other sends has used part of the devices' delay: the first
+    result poll goes out at send + delay, not at the queryCommand's answer + delay."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    mirrored_fleet.result_delay_seconds = 12.0
+    mirrored_fleet.save(update_fields=["result_delay_seconds"])
+    group = Group.objects.filter(account=mirrored_fleet).first()
+    command = service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
+    assert dispatch.pump(mirrored_fleet.pk, wait=False)  # the control call
+    send = ApiCall.objects.get(origin_code=command.code, endpoint="group_control")
+    # as if the queryCommand had waited 10 s in the queue behind a fleet's sends
+    sent_at = timezone.now() - timedelta(seconds=10)
+    ApiCall.objects.filter(pk=send.pk).update(sent_at=sent_at)
+    deadline = time.monotonic() + 10
+    while not ApiCall.objects.filter(origin_code=command.code, endpoint="query_result").exists():
+        assert time.monotonic() < deadline, "no result poll was queued"
+        dispatch.pump(mirrored_fleet.pk, wait=False)
+        time.sleep(0.05)
+    first_look = ApiCall.objects.get(origin_code=command.code, endpoint="query_result")
+    assert first_look.not_before - sent_at <= timedelta(seconds=12.5)
+    assert first_look.not_before >= sent_at + timedelta(seconds=11.5)
