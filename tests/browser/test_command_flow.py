@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from fleet.commands import tracking
 from fleet.models import Command, Group
 from fleet.pipeline import dispatch
+from tests.support.htmx import swap
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,16 +38,6 @@ def pumping(mirrored_fleet):  # type: ignore[no-untyped-def]
     yield
     stop.set()
     thread.join(5)
-
-
-def swap(page, name: str, value: str) -> None:  # type: ignore[no-untyped-def]
-    """Choose a value and wait for HTMX to swap the action fields it governs."""
-    with page.expect_response(lambda r: "/commands/new/" in r.url and r.request.method == "GET"):
-        page.select_option(f"select[name={name}]", value)
-    # htmx wires the new fields once the swap has settled; a change before that would be lost
-    # a function, not an expression string: Playwright evals strings, which the page's CSP forbids
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
-    page.wait_for_timeout(50)
 
 
 def test_an_operator_sends_a_group_command_and_watches_it_finish(

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from fleet.models import ApiCall, Command, CommandState, SafetyEnvelope, SavedSelection
 from tests.conftest import make_member
+from tests.support.htmx import swap
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
@@ -33,9 +34,8 @@ def test_a_saved_selection_and_a_fleet_command_with_four_eyes(page, live_server,
     page.screenshot(path=os.path.join(screenshot_dir, f"selections_{width}.png"), full_page=True)
 
     page.goto(f"{live_server.url}/commands/new/")
-    page.select_option("select[name=target]", "fleet")
-    page.select_option("select[name=superType]", "1")
-    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    swap(page, "target", "fleet")
+    swap(page, "superType", "1")
     page.select_option("select[name=systemSwitch]", "1")
     page.click("text=Plan the cost")
     plan = page.locator("#cost-plan")
@@ -94,12 +94,9 @@ def test_the_whole_fleet_gets_a_forced_discharge_through_a_staged_rollout_and_an
     SafetyEnvelope.objects.create(organization=org, approval_above_devices=10)
     login("otto", "pw-otto-9x!")
     page.goto(f"{live_server.url}/commands/new/")
-    page.select_option("select[name=target]", "fleet")
-    idle = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
-    page.select_option("select[name=superType]", "2")
-    page.wait_for_function(idle)
-    page.select_option("select[name=mode]", "3")
-    page.wait_for_function(idle)
+    swap(page, "target", "fleet")
+    swap(page, "superType", "2")
+    swap(page, "mode", "3")
     page.select_option("select[name=manualMode]", "2")
     page.click("#rollout-fields summary")
     page.check("input[name=rollout]")
