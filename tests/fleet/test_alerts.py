@@ -235,6 +235,32 @@ def test_a_partial_command_alerts_and_a_successful_retry_resolves_it(org, mirror
     assert alert.state == AlertState.RESOLVED and str(retry.code) in alert.resolution
 
 
+@pytest.mark.django_db(transaction=True)
+def test_devices_offline_in_the_cloud_raise_a_silent_alert_that_reaches_the_webhook_signed(
+        org, mirrored_fleet, fast_commands, simulator, receiver):
+    """Offline devices of the simulator, three group commands through the real pipeline: their
+    devices end "no answer" each time, and the third raises the silent-devices episode, delivered
+    signed to a real receiver with those SNs."""
+    fast_commands.COMMAND_EXPIRY_SECONDS = 3  # the final look comes within seconds
+    _webhook(org, receiver.url, kinds=[AlertKind.DEVICES_SILENT])
+    tenant = simulator.sim.tenant()
+    group = next(g for g in Group.objects.filter(account=mirrored_fleet)
+                 if any(not tenant.inverters[m.inverter_sn].online for m in g.members.all()))
+    offline = {m.inverter_sn for m in group.members.all() if not tenant.inverters[m.inverter_sn].online}
+    for n in range(3):
+        assert not Alert.objects.filter(kind=AlertKind.DEVICES_SILENT).exists(), f"raised after {n} commands"
+        command = drive(commands.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE), 10)
+        assert set(command.results.filter(state=DeviceState.NO_ANSWER).values_list("sn", flat=True)) == offline
+    alert = Alert.objects.get(kind=AlertKind.DEVICES_SILENT)
+    assert set(alert.context["sns"]) == offline
+    deliveries = _deliver_all()
+    assert [(d.event, d.state, d.status_code) for d in deliveries] == [("alert.raised", DeliveryState.SENT, 200)]
+    [hit] = receiver.received
+    assert hit.signature_valid(SECRET)
+    body = hit.json()
+    assert body["alert"]["code"] == str(alert.code) and body["alert"]["kind"] == "devices_silent"
+
+
 def _finished_command(account, sns, states):  # type: ignore[no-untyped-def]
     command = Command.objects.create(account=account, kind="inverter_control", target_kind=TargetKind.SELECTION,
                                      sns=list(sns), action={}, label="test", devices_total=len(sns),
