@@ -135,7 +135,10 @@ class Demo:
 
         def up() -> bool:
             try:
-                return requests.get(f"{self.url}/healthz", timeout=3).status_code == 200 and bool(self.worker())
+                worker = self.worker()
+                # the worker forks its pool (2) and its beat after it starts: all of them, to watch each one
+                return (requests.get(f"{self.url}/healthz", timeout=3).status_code == 200 and worker is not None
+                        and len(_descendants(worker)) >= 3)
             except requests.ConnectionError:
                 return False
 
@@ -297,7 +300,14 @@ def _command(page: Page, soak: Soak, target: str, value: str) -> None:
     expect(page.locator("#cost-plan")).to_be_visible()
     soak.check(page, "the command's cost plan")
     page.click("#cost-plan button[name=confirm]")
-    expect(page.locator("#command-state")).to_be_visible(timeout=30_000)
+    state, again = page.locator("#command-state"), page.locator("#identical-warning")
+    expect(state.or_(again)).to_be_visible(timeout=30_000)
+    if again.is_visible():
+        # the same command to the same devices minutes ago: the form asks once more, and the operator,
+        # who clicks the same flow on purpose, says yes
+        soak.check(page, "the identical-command warning")
+        page.click("#cost-plan button[name=confirm_identical]")
+        expect(state).to_be_visible(timeout=30_000)
     soak.check(page, "a command's detail")
     soak.commands += 1
     soak.last_command = page.url.removeprefix(soak.base)
