@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from fleet.commands.actions import describe_action
 from fleet.models import Edge, Inverter, Schedule, TargetKind
 from fleet.schedules.service import WEEKDAYS, crosses_midnight, edges_between, runs_on, window
 
@@ -69,6 +70,13 @@ def devices_of(schedules: list[Schedule]) -> dict[int, set[str]]:
     return result
 
 
+# Why two windows on the same devices conflict (Overlap.kind).
+SAME_WINDOW = "same window"  # the same actions at the same times: every edge is sent twice
+DIFFERENT_ACTIONS = "different actions"  # both windows open at once, each wanting its own start action
+CUT_SHORT = "cut short"  # one window's end action arrives while the other still wants its start action
+DIFFERENT_ENDS = "different ends"  # both end at the same moment with different end actions
+
+
 @dataclass(frozen=True)
 class Overlap:
     first: Schedule
@@ -76,14 +84,55 @@ class Overlap:
     devices: list[str]  # SNs both touch (a sample)
     device_count: int
     starts: datetime  # when the two windows first overlap, UTC
-    identical: bool = False  # the same window twice (same actions): every edge is sent twice
+    kind: str = DIFFERENT_ACTIONS
+    cutter: Schedule | None = None  # CUT_SHORT: the schedule whose end action cuts the other's window
+
+    @property
+    def identical(self) -> bool:
+        return self.kind == SAME_WINDOW
+
+    def other(self, schedule: Schedule) -> Schedule:
+        return self.second if schedule.pk == self.first.pk else self.first
+
+    @property
+    def reason(self) -> str:
+        """What goes wrong, in words, for a sentence "A and B <reason> N devices"."""
+        if self.kind == SAME_WINDOW:
+            return "are the same window twice (every action would be sent twice) for"
+        if self.kind == CUT_SHORT and self.cutter is not None:
+            cut = self.other(self.cutter)
+            return (f"overlap: {self.cutter.name} ends ({describe_action(self.cutter.end_action)}) while "
+                    f"{cut.name} still wants {describe_action(cut.start_action)}, on")
+        if self.kind == DIFFERENT_ENDS:
+            return "end at the same time with different end actions on"
+        return "send different actions to"
 
 
-def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> list[Overlap]:
+def _conflict(a: Schedule, b: Schedule, wa: tuple[datetime, datetime], wb: tuple[datetime, datetime]
+              ) -> tuple[str, Schedule | None] | None:
+    """Why the intersecting windows wa (of a) and wb (of b) conflict, or None when every action each
+    sends while the other is open is the one the other wants then. Nested and partly overlapping
+    windows of the same start action conflict too: the window that ends first sends its end action
+    while the other still wants its start action."""
+    if a.start_action != b.start_action:
+        return DIFFERENT_ACTIONS, None
+    if wa == wb:
+        return (SAME_WINDOW, None) if a.end_action == b.end_action else (DIFFERENT_ENDS, None)
+    if wa[1] == wb[1]:  # different starts (the later one re-sends the same action), one end
+        return None if a.end_action == b.end_action else (DIFFERENT_ENDS, None)
+    cutter, cut = (a, b) if wa[1] < wb[1] else (b, a)
+    return None if cutter.end_action == cut.start_action else (CUT_SHORT, cutter)
+
+
+def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7,
+                  involving: Schedule | None = None) -> list[Overlap]:
     """Return the pairs of enabled schedules whose windows overlap within ``days`` on a device both
-    touch (also through group membership) with different start actions, or that are the same window
-    twice (same actions, same windows): each edge would be sent twice."""
+    touch (also through group membership) and conflict there (see ``_conflict``): different start
+    actions, one window's end cutting the other short, different ends at the same moment, or the very
+    same window twice. With ``involving``, only the pairs that include that schedule."""
     active = [s for s in schedules if s.enabled]
+    if involving is not None and not any(s.pk == involving.pk for s in active):
+        return []
     devices = devices_of(active)
     windows = {}
     for s in active:
@@ -93,20 +142,17 @@ def find_overlaps(schedules: list[Schedule], now: datetime, days: int = 7) -> li
     overlaps = []
     for i, a in enumerate(active):
         for b in active[i + 1:]:
+            if involving is not None and involving.pk not in (a.pk, b.pk):
+                continue
             shared = devices[a.pk] & devices[b.pk]
             if not shared:
                 continue
-            same_action = a.start_action == b.start_action and a.end_action == b.end_action
-            if same_action:  # only the very same window twice is a problem, not nested ones
-                starts = [sa for sa, ea in windows[a.pk] if (sa, ea) in windows[b.pk]]
-            elif a.start_action == b.start_action:
-                continue
-            else:
-                starts = [max(sa, sb) for sa, ea in windows[a.pk] for sb, eb in windows[b.pk]
-                          if sa < eb and sb < ea]
-            if starts:
+            found = sorted((max(wa[0], wb[0]), conflict) for wa in windows[a.pk] for wb in windows[b.pk]
+                           if wa[0] < wb[1] and wb[0] < wa[1] and (conflict := _conflict(a, b, wa, wb)))
+            if found:
+                starts, (kind, cutter) = found[0]
                 sample = sorted(d.split(":", 1)[1] for d in shared)
-                overlaps.append(Overlap(a, b, sample[:5], len(shared), min(starts), identical=same_action))
+                overlaps.append(Overlap(a, b, sample[:5], len(shared), starts, kind, cutter))
     return overlaps
 
 

@@ -105,6 +105,20 @@ def _save(schedule: Schedule, data: dict[str, Any]) -> None:
         service.prepare(schedule).save(update_fields=["calls_per_edge", "next_edge_at", "wake_at"])
 
 
+def _warn_of_overlaps(request: HtmxHttpRequest, schedule: Schedule) -> None:
+    """Name every other schedule whose windows conflict with this one on a shared device (saved all the
+    same: the operator may mean one to replace the other, or pause one)."""
+    others = list(Schedule.objects.filter(account=schedule.account, enabled=True).select_related(
+        "group", "selection").prefetch_related("groups"))
+    for overlap in timeline.find_overlaps(others, timezone.now(), involving=schedule):
+        other = overlap.other(schedule)
+        devices = ", ".join(overlap.devices) + (" …" if overlap.device_count > len(overlap.devices) else "")
+        messages.warning(request, (
+            f"“{schedule.name}” overlaps “{other.name}”: “{overlap.first.name}” and “{overlap.second.name}” "
+            f"{overlap.reason} {overlap.device_count} device{'s' if overlap.device_count != 1 else ''} "
+            f"({devices}), first on {_local(overlap.starts, schedule.account.timezone)}."))
+
+
 AUDITED = ("account", "name", "target_kind", "group", "selection", "sns", "start_action", "end_action",
            "start_time", "end_time", "date", "weekdays", "timezone", "valid_from", "valid_until", "enabled")
 
@@ -165,6 +179,7 @@ def schedule_create(request: HtmxHttpRequest) -> HttpResponse:
             status = 400
         else:
             messages.success(request, f"Schedule “{schedule.name}” created.")
+            _warn_of_overlaps(request, schedule)
             return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {
         "form": form, "schedule": None, "once_key": once.issue(request, "schedule-create")}, status=status)
@@ -181,6 +196,7 @@ def schedule_edit(request: HtmxHttpRequest, code: uuid.UUID) -> HttpResponse:
         _save(schedule, form.cleaned_data)
         audit.record(request, "schedule.update", schedule, changes=audit.diff(before, _audited(schedule)))
         messages.success(request, f"Schedule “{schedule.name}” saved.")
+        _warn_of_overlaps(request, schedule)
         return redirect("fleet-schedule-detail", code=schedule.code)
     return render(request, "fleet/schedule_form.html", {"form": form, "schedule": schedule})
 

@@ -128,6 +128,34 @@ def test_an_operator_creates_a_schedule(operator_client, account, north, operato
     assert schedule.start_action == CHARGE and schedule.next_edge_at is not None and schedule.calls_per_edge == 1
 
 
+def test_creating_a_window_inside_another_of_the_same_action_warns_and_names_it(operator_client, account, north):
+    make(account, north, name="Night charge", end_action={"superType": 2, "mode": 3, "manualMode": 0})
+    data = post_data(account, north, name="Short charge", start_time="03:00", end_time="04:00")
+    response = operator_client.post("/schedules/new/", {**data, "once": key_from(operator_client, "/schedules/new/")},
+                                    follow=True)
+    body = response.content.decode()
+    assert Schedule.objects.filter(name="Short charge").exists()  # saved: a warning, not a refusal
+    assert "msg-warning" in body and "“Short charge” overlaps “Night charge”" in body
+    assert "Short charge ends (Manual stop) while Night charge still wants Forced charge" in body
+    assert "2 devices (SNA1, SNB2)" in body
+    listing = operator_client.get("/schedules/").content.decode()
+    assert "Overlapping windows" in listing and "Short charge ends (Manual stop)" in listing
+
+
+def test_editing_into_the_same_window_warns_and_a_separate_window_does_not(operator_client, account, north):
+    make(account, north, name="Night charge", end_action={"superType": 2, "mode": 3, "manualMode": 0})
+    other = make(account, north, name="Morning charge", start_time=time(6, 0), end_time=time(7, 0),
+                 end_action={"superType": 2, "mode": 3, "manualMode": 0})
+    quiet = operator_client.post(f"/schedules/{other.code}/edit/",
+                                 post_data(account, north, name="Morning charge", start_time="06:00",
+                                           end_time="08:00"), follow=True).content.decode()
+    assert "Schedule “Morning charge” saved." in quiet and "msg-warning" not in quiet
+    body = operator_client.post(f"/schedules/{other.code}/edit/",
+                                post_data(account, north, name="Morning charge"), follow=True).content.decode()
+    assert "“Morning charge” overlaps “Night charge”" in body
+    assert "are the same window twice (every action would be sent twice)" in body
+
+
 def test_bad_input_is_shown_and_nothing_is_saved(operator_client, account, north):
     response = operator_client.post("/schedules/new/", post_data(account, north, end_time="02:00", weekdays=[]))
     body = response.content.decode()

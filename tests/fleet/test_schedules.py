@@ -334,15 +334,62 @@ def test_overlap_through_group_membership_with_a_conflicting_action(account, gro
     assert overlaps[0].starts == utc(2026, 1, 15, 3, 0)
 
 
-def test_no_overlap_for_the_same_action_other_devices_or_other_hours(account, group):
+def test_no_overlap_for_other_devices_or_other_hours(account, group):
     Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
     a = make(account, group, name="A")
-    same = make(account, group, name="Same action", start=time(3, 0), end=time(4, 0))  # nested, not identical
     elsewhere = make(account, None, name="Elsewhere", target_kind=TargetKind.SELECTION,
                      sns=["SNZ"], start_action={"superType": 2, "mode": 3, "manualMode": 2})
-    later = make(account, group, name="Later", start=time(5, 0), end=time(6, 0),
+    later = make(account, group, name="Later", start=time(5, 0), end=time(6, 0),  # starts as A ends
                  start_action={"superType": 2, "mode": 3, "manualMode": 2})
-    assert timeline.find_overlaps([a, same, elsewhere, later], utc(2026, 1, 15)) == []
+    assert timeline.find_overlaps([a, elsewhere, later], utc(2026, 1, 15)) == []
+
+
+def test_a_nested_window_of_the_same_action_is_flagged_its_end_cuts_the_outer_one_short(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    outer = make(account, group, name="Outer")  # 02:00-05:00 forced charge, then self use
+    inner = make(account, group, name="Inner", start=time(3, 0), end=time(4, 0))  # self use at 04:00
+    overlaps = timeline.find_overlaps([outer, inner], utc(2026, 1, 15))
+    assert [(o.first.name, o.second.name, o.kind, o.cutter) for o in overlaps] == [
+        ("Outer", "Inner", timeline.CUT_SHORT, inner)]
+    assert overlaps[0].starts == utc(2026, 1, 15, 2, 0)  # 03:00 in Berlin
+    assert overlaps[0].reason == ("overlap: Inner ends (Self use) while Outer still wants Forced charge, on")
+    assert not overlaps[0].identical
+
+
+def test_a_partly_overlapping_window_of_the_same_action_is_flagged(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    early = make(account, group, name="Early")  # 02:00-05:00
+    late = make(account, group, name="Late", start=time(4, 0), end=time(6, 0))
+    overlaps = timeline.find_overlaps([early, late], utc(2026, 1, 15))
+    assert [(o.kind, o.cutter) for o in overlaps] == [(timeline.CUT_SHORT, early)]
+    assert overlaps[0].starts == utc(2026, 1, 15, 3, 0)  # 04:00 in Berlin
+
+
+def test_the_same_start_with_contradictory_end_actions_is_flagged(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    a = make(account, group, name="Back to self use")
+    b = make(account, group, name="Then stop", end_action={"superType": 2, "mode": 3, "manualMode": 0})
+    overlaps = timeline.find_overlaps([a, b], utc(2026, 1, 15))
+    assert [(o.kind, o.identical) for o in overlaps] == [(timeline.DIFFERENT_ENDS, False)]
+
+
+def test_no_overlap_when_what_one_sends_inside_the_other_is_what_the_other_wants(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    a = make(account, group, name="Charge till five")  # 02:00-05:00, then self use
+    b = make(account, group, name="Charge from three", start=time(3, 0))  # the same end: only a re-send at 03:00
+    # ends by asking for what the outer window wants: no contradiction
+    keep = make(account, group, name="Keeps charging", start=time(3, 0), end=time(4, 0), end_action=CHARGE)
+    assert timeline.find_overlaps([a, b, keep], utc(2026, 1, 15)) == []
+
+
+def test_overlaps_involving_one_schedule(account, group):
+    Inverter.objects.create(account=account, group=group, remote_id="1", inverter_sn="SNA")
+    a = make(account, group, name="A")
+    b = make(account, group, name="B", start=time(3, 0), end=time(4, 0))
+    c = make(account, group, name="C", start=time(3, 30), end=time(4, 30),
+             start_action={"superType": 2, "mode": 3, "manualMode": 2})
+    names = {(o.first.name, o.second.name) for o in timeline.find_overlaps([a, b, c], utc(2026, 1, 15), involving=c)}
+    assert names == {("A", "C"), ("B", "C")}
 
 
 def test_the_same_window_twice_is_flagged(account, group):
