@@ -95,14 +95,16 @@ def first_result_delay(account: Any) -> timedelta:
 
 
 def _first_look_delay(batch: CommandBatch) -> timedelta:
-    """How long from now until the batch's first result poll: the devices' delay counts from the
-    batch's send, not from queryCommand's answer. A queryCommand that waited behind a fleet's sends has
-    used part of that delay already (all of it, often), so the first look goes out as soon as it may."""
+    """How long from now until the batch's first result poll is due: the devices' delay counts from
+    the batch's send, not from queryCommand's answer. A queryCommand that waited behind a fleet's
+    sends has often used all of it: then the result poll is due since send + delay (a negative
+    delay), so it has aged already and goes out in the same minute as the queryCommand, instead of
+    aging again behind the next minute's sends (one look ages once, not once per call)."""
     delay = first_result_delay(batch.command.account)
     sent_at = batch.call.sent_at if batch.call is not None else None
     if sent_at is None:
         return delay
-    return max(timedelta(0), sent_at + delay - timezone.now())
+    return sent_at + delay - timezone.now()
 
 
 def _adjust_delay(account: Any, factor: float) -> None:
