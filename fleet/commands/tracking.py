@@ -95,16 +95,22 @@ def first_result_delay(account: Any) -> timedelta:
 
 
 def _first_look_delay(batch: CommandBatch) -> timedelta:
-    """How long from now until the batch's first result poll is due: the devices' delay counts from
-    the batch's send, not from queryCommand's answer. A queryCommand that waited behind a fleet's
-    sends has often used all of it: then the result poll is due since send + delay (a negative
-    delay), so it has aged already and goes out in the same minute as the queryCommand, instead of
-    aging again behind the next minute's sends (one look ages once, not once per call)."""
+    """How long from now until the batch's first result poll is due (negative: due since then).
+
+    The devices' delay counts from the batch's send, not from its queryCommand's answer: a
+    queryCommand that waited behind a fleet's sends has often used all of it. Then the look is due
+    since its first queryCommand was, so it has aged already and the result poll goes next, before
+    the queryCommands of later batches: one look ages once, and the first results arrive in the
+    minute the first task ids do, not a minute later."""
     delay = first_result_delay(batch.command.account)
     sent_at = batch.call.sent_at if batch.call is not None else None
     if sent_at is None:
         return delay
-    return sent_at + delay - timezone.now()
+    now = timezone.now()
+    due = sent_at + delay
+    if due <= now:
+        due = min(due, sent_at + _poll_delay(0))  # when on_sent's queryCommand was due
+    return due - now
 
 
 def _adjust_delay(account: Any, factor: float) -> None:

@@ -223,21 +223,25 @@ def test_the_first_result_poll_waits_for_the_learned_delay(mirrored_fleet, fast_
     assert tracking.first_result_delay(mirrored_fleet) == timedelta(seconds=fast_commands.COMMAND_FIRST_RESULT_SECONDS)
 
 
-@pytest.mark.parametrize("waited", [5, 15])  # within the fast expiry (20 s)
-def test_the_first_look_counts_the_devices_delay_from_the_send(mirrored_fleet, fast_commands, simulator, waited):
+@pytest.mark.parametrize(("waited", "due"), [(5, 12.0), (15, None)])  # None: the first queryCommand's due
+def test_the_first_look_counts_the_devices_delay_from_the_send(mirrored_fleet, fast_commands, simulator,
+                                                               waited, due):
     """A queryCommand that waited behind other sends has used part of the devices' delay (all of it,
     when it waited longer): the first result poll is due at send + delay, not at the queryCommand's
-    answer + delay, and so has aged already when that moment is past."""
+    answer + delay; and when that moment has passed, since its first queryCommand was due (the look
+    ages once). Times in seconds after the send; the fast expiry is 20 s."""
     from datetime import timedelta
 
     from django.utils import timezone
 
+    fast_commands.COMMAND_POLL_BASE_SECONDS = 2  # the first queryCommand stays queued in the first pump
     mirrored_fleet.result_delay_seconds = 12.0
     mirrored_fleet.save(update_fields=["result_delay_seconds"])
     group = Group.objects.filter(account=mirrored_fleet).first()
     command = service.create_command(mirrored_fleet, Target("group", group=group), FORCED_CHARGE)
     assert dispatch.pump(mirrored_fleet.pk, wait=False)  # the control call
     send = ApiCall.objects.get(origin_code=command.code, endpoint="group_control")
+    assert ApiCall.objects.get(origin_code=command.code, endpoint="query_command").state == CallState.QUEUED
     # as if the queryCommand had waited in the queue behind a fleet's sends
     sent_at = timezone.now() - timedelta(seconds=waited)
     ApiCall.objects.filter(pk=send.pk).update(sent_at=sent_at)
@@ -247,4 +251,5 @@ def test_the_first_look_counts_the_devices_delay_from_the_send(mirrored_fleet, f
         dispatch.pump(mirrored_fleet.pk, wait=False)
         time.sleep(0.05)
     first_look = ApiCall.objects.filter(origin_code=command.code, endpoint="query_result").order_by("id").first()
-    assert abs((first_look.not_before - (sent_at + timedelta(seconds=12))).total_seconds()) < 0.5
+    expected = sent_at + (timedelta(seconds=due) if due is not None else tracking._poll_delay(0))
+    assert abs((first_look.not_before - expected).total_seconds()) < 0.1
