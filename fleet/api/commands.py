@@ -6,6 +6,7 @@ safety envelope, cost plan and decisions as the command pages (``fleet.commands.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -213,22 +214,31 @@ def _refused(exc: CommandError) -> Problem:
     return Problem(409, "; ".join(exc.errors.values()) + ".")
 
 
+def _decide(request: HttpRequest, code: uuid.UUID, audit: str, field: str,
+            act: Callable[[Command, Actor], dict[str, Any] | None]) -> dict[str, Any]:
+    """One decision: ``act`` on the command (a refusal is 409), then the audit entry with ``field`` before
+    and after (and what ``act`` adds), and the command as it is now."""
+    row, actor = _decision(request, code)
+    before = getattr(row, field)
+    try:
+        extra = act(row, actor) or {}
+    except CommandError as exc:
+        raise _refused(exc) from None
+    row = _command(row.code)
+    name = field.replace("_", " ")
+    changed(request, audit, "command", row.code, before={"label": row.label, name: before},
+            after={"label": row.label, name: getattr(row, field), **extra})
+    return serialize.command(row)
+
+
 @router.post("/commands/{uuid:code}/cancel", response=DECISION, url_name="command-cancel")
 def command_cancel(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """Cancel what of the command has not been sent yet: its queued calls, and the batches a staged rollout
     holds back (they are never sent; their devices read "not sent"). What was sent is still followed to its
     results. 409 when nothing is left to cancel (also for a second cancel) or when the command awaits
     approval (reject it instead)."""
-    row, actor = _decision(request, code)
-    before = row.state
-    try:
-        cancelled = service.cancel_command(row, api_key=actor.key)
-    except CommandError as exc:
-        raise _refused(exc) from None
-    row = _command(row.code)
-    changed(request, "command.cancel", "command", row.code, before={"label": row.label, "state": before},
-            after={"label": row.label, "state": row.state, "batches cancelled": cancelled})
-    return serialize.command(row)
+    return _decide(request, code, "command.cancel", "state", lambda row, actor: {
+        "batches cancelled": service.cancel_command(row, api_key=actor.key)})
 
 
 @router.post("/commands/{uuid:code}/approve", response=DECISION, url_name="command-approve")
@@ -240,19 +250,15 @@ def command_approve(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     maker's (403). 409 when the command does not await approval (approved or rejected already: a second
     approve too) or can no longer be sent as it is (too late for its "start within", a group gone, the
     safety envelope refuses it now)."""
-    row, actor = _decision(request, code)
-    before = row.state
-    try:
-        service.approve_command(row, api_key=actor.key)
-    except service.NotSecondOperator as exc:
-        raise PermissionDenied("; ".join(exc.errors.values()) + ": an API key counts as the person who "
-                               "made it.") from None
-    except CommandError as exc:
-        raise _refused(exc) from None
-    row = _command(row.code)
-    changed(request, "command.approve", "command", row.code, before={"label": row.label, "state": before},
-            after={"label": row.label, "state": row.state})
-    return serialize.command(row)
+
+    def approve(row: Command, actor: Actor) -> None:
+        try:
+            service.approve_command(row, api_key=actor.key)
+        except service.NotSecondOperator as exc:
+            raise PermissionDenied("; ".join(exc.errors.values()) + ": an API key counts as the person who "
+                                   "made it.") from None
+
+    return _decide(request, code, "command.approve", "state", approve)
 
 
 @router.post("/commands/{uuid:code}/reject", response=DECISION, url_name="command-reject")
@@ -260,16 +266,11 @@ def command_reject(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     """Refuse a command that awaits approval: nothing is sent, its devices read "not sent", it is
     cancelled. Anyone with an operate key may reject, the one who asked too. 409 when it does not await
     approval."""
-    row, actor = _decision(request, code)
-    before = row.state
-    try:
+
+    def reject(row: Command, actor: Actor) -> None:
         service.reject_command(row, api_key=actor.key)
-    except CommandError as exc:
-        raise _refused(exc) from None
-    row = _command(row.code)
-    changed(request, "command.reject", "command", row.code, before={"label": row.label, "state": before},
-            after={"label": row.label, "state": row.state})
-    return serialize.command(row)
+
+    return _decide(request, code, "command.reject", "state", reject)
 
 
 @router.post("/commands/{uuid:code}/resolve", response={200: responses.ResolveOut, 409: responses.ProblemOut,
@@ -300,16 +301,11 @@ def command_resume(request: HttpRequest, code: uuid.UUID) -> dict[str, Any]:
     operator: the rest of its devices' calls are queued now. 409 when the rollout does not wait for an
     operator (it continued already, by whom, or the command has no staged rollout) or it is past its
     "start within"."""
-    row, actor = _decision(request, code)
-    before = row.rollout_stage
-    try:
+
+    def resume(row: Command, actor: Actor) -> None:
         rollout.resume(row, api_key=actor.key)
-    except CommandError as exc:
-        raise _refused(exc) from None
-    row = _command(row.code)
-    changed(request, "command.continue", "command", row.code, before={"label": row.label, "rollout stage": before},
-            after={"label": row.label, "rollout stage": row.rollout_stage})
-    return serialize.command(row)
+
+    return _decide(request, code, "command.continue", "rollout_stage", resume)
 
 
 @router.post("/commands/{uuid:code}/retry", response={200: responses.CommandOut, 201: responses.CommandOut,
