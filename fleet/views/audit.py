@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -17,17 +17,9 @@ from fleet.accounts import audit
 from fleet.accounts.access import require_admin
 from fleet.models import AuditEntry, Organization
 from fleet.views.base import PAGE_SIZE, HtmxHttpRequest, csv_response, error_status
+from fleet.views.filters import by_choice, by_days
 
 FILTERS = ("actor", "action", "kind", "since", "until", "q")
-
-
-def _parse_day(text: str) -> datetime | None:
-    """Midnight of a YYYY-MM-DD day in the current zone, or None."""
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def _filtered(request: HtmxHttpRequest, organization: Organization) -> tuple[QuerySet[AuditEntry], dict[str, str],
@@ -39,23 +31,9 @@ def _filtered(request: HtmxHttpRequest, organization: Organization) -> tuple[Que
     errors: list[str] = []
     if filters["actor"]:
         entries = entries.filter(actor_label=filters["actor"])
-    if filters["action"]:
-        if filters["action"] in audit.ACTIONS:
-            entries = entries.filter(action=filters["action"])
-        else:
-            errors.append("Unknown action.")
-    if filters["kind"]:
-        if filters["kind"] in audit.KINDS:
-            entries = entries.filter(object_kind=filters["kind"])
-        else:
-            errors.append("Unknown kind of object.")
-    for name, op in (("since", "gte"), ("until", "lt")):
-        if filters[name]:
-            start = _parse_day(filters[name])
-            if start is None:
-                errors.append(f"'{name}' must be a date like 2026-01-31.")
-                continue
-            entries = entries.filter(**{f"at__{op}": start + (timedelta(days=1) if op == "lt" else timedelta())})
+    entries = by_choice(entries, filters["action"], audit.ACTIONS, "action", "Unknown action.", errors)
+    entries = by_choice(entries, filters["kind"], audit.KINDS, "object_kind", "Unknown kind of object.", errors)
+    entries = by_days(entries, filters["since"], filters["until"], "at", errors)
     if filters["q"]:
         q = filters["q"]
         entries = entries.filter(Q(object_name__icontains=q) | Q(object_code__iexact=q))

@@ -4,7 +4,6 @@ and a command's detail with its live progress."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
@@ -12,7 +11,6 @@ from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -39,6 +37,7 @@ from fleet.models import (
 )
 from fleet.models.commands import ACTIVE_COMMAND_STATES
 from fleet.views.base import HtmxHttpRequest
+from fleet.views.filters import by_choice, by_days
 
 PAGE_SIZE = 50
 GROUPS_SEARCHED = 200
@@ -151,35 +150,15 @@ def command_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "fleet/command_list.html", context)
 
 
-def _parse_day(text: str) -> datetime | None:
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        return None
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Membership) -> dict[str, object]:
     history = Command.objects.filter(account=account)
     get = request.GET
     filters = {name: get.get(name, "").strip()[:100]
                for name in ("state", "kind", "target", "user", "since", "until", "sn", "group")}
-    errors = []
-    if filters["state"]:
-        if filters["state"] in CommandState.values:
-            history = history.filter(state=filters["state"])
-        else:
-            errors.append("Unknown state.")
-    if filters["kind"]:
-        if filters["kind"] in CommandKind.values:
-            history = history.filter(kind=filters["kind"])
-        else:
-            errors.append("Unknown kind.")
-    if filters["target"]:
-        if filters["target"] in TargetKind.values:
-            history = history.filter(target_kind=filters["target"])
-        else:
-            errors.append("Unknown target.")
+    errors: list[str] = []
+    history = by_choice(history, filters["state"], CommandState.values, "state", "Unknown state.", errors)
+    history = by_choice(history, filters["kind"], CommandKind.values, "kind", "Unknown kind.", errors)
+    history = by_choice(history, filters["target"], TargetKind.values, "target_kind", "Unknown target.", errors)
     people = list(membership.organization.memberships.select_related("user").order_by("user__username"))
     if filters["user"]:
         match = [m.user_id for m in people if m.user.username == filters["user"]]
@@ -199,13 +178,7 @@ def _history(request: HtmxHttpRequest, account: SolaxAccount, membership: Member
             history = history.filter(Q(group_id__in=group_ids) | Q(id__in=several))
         else:
             errors.append(f"No group's name contains “{filters['group']}”.")
-    for name, op in (("since", "gte"), ("until", "lt")):
-        if filters[name]:
-            start = _parse_day(filters[name])
-            if start is None:
-                errors.append(f"'{name}' must be a date like 2026-01-31.")
-                continue
-            history = history.filter(**{f"created__{op}": start + (timedelta(days=1) if op == "lt" else timedelta())})
+    history = by_days(history, filters["since"], filters["until"], "created", errors)
     if errors:
         history = history.none()
     history = history.select_related("created_by", "group").only(
