@@ -16,22 +16,27 @@ error text, never the secret.
 Webhook requests carry ``X-Fleet-Timestamp`` (Unix seconds) and ``X-Fleet-Signature:
 sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" under the channel's secret>``. The URL must be
 http(s) without credentials; unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES, a host that resolves to a
-loopback, private, link-local or reserved address is refused at send time (SSRF), and redirects are
-never followed.
+loopback, private, link-local or reserved address is refused at send time (SSRF), the request goes to
+the address that was checked (never through a proxy, so a second lookup cannot rebind the name to an
+internal one), and redirects are never followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
 import secrets
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,20 +97,27 @@ def webhook_url_problem(url: str) -> str | None:
     return None
 
 
-def _address_problem(host: str) -> str | None:
-    """Return why ``host`` must not be called (it resolves to an internal address), or None."""
+def _internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+            or address.is_multicast or address.is_unspecified)
+
+
+def _checked_address(host: str) -> str | None:
+    """The address a webhook to ``host`` connects to: every address ``host`` resolves to must be public
+    (else PermanentDeliveryError), and the request then goes to the first of them, so a second lookup by
+    the HTTP library cannot be answered with an internal one (DNS rebinding). None when private addresses
+    are allowed or the name does not resolve (the request itself then fails and says so)."""
     if settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES:
         return None
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError:
-        return None  # the request itself will fail and say so
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-                or address.is_multicast or address.is_unspecified):
-            return f"{host} resolves to an internal address; refused (WEBHOOK_ALLOW_PRIVATE_ADDRESSES is off)"
-    return None
+        return None
+    addresses = [str(info[4][0]) for info in infos]
+    if any(_internal(ipaddress.ip_address(address)) for address in addresses):
+        raise PermanentDeliveryError(
+            f"not sent: {host} resolves to an internal address; refused (WEBHOOK_ALLOW_PRIVATE_ADDRESSES is off)")
+    return addresses[0] if addresses else None
 
 
 # Queueing -------------------------------------------------------------------------------------
@@ -288,16 +300,66 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # a redirect answers with its own status; never followed to another host
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to ``address``, the one that was checked, not to a new lookup of the host; the Host header
+    and, for HTTPS, the certificate check and SNI still use the URL's host name."""
+
+    address = ""
+
+    def connect(self) -> None:
+        sys.audit("http.client.connect", self, self.host, self.port)
+        source = self.source_address  # type: ignore[attr-defined]
+        self.sock = socket.create_connection((self.address, self.port), self.timeout, source)
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection, _PinnedHTTPConnection):
+    pass  # HTTPSConnection.connect wraps the socket that _PinnedHTTPConnection.connect opened
+
+
+def _pinned(kind: type[_PinnedHTTPConnection], address: str) -> Callable[..., http.client.HTTPConnection]:
+    def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        made = kind(*args, **kwargs)
+        made.address = address
+        return made
+    return connection
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(_PinnedHTTPConnection, self.address), req)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_pinned(_PinnedHTTPSConnection, self.address), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
+def _opener(address: str | None) -> urllib.request.OpenerDirector:
+    """No redirects; with an ``address``, connections go to it and never through a proxy (a proxy would
+    look the name up again)."""
+    if address is None:
+        return urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect, _PinnedHTTPHandler(address),
+                                       _PinnedHTTPSHandler(address))
 
 
 def _send_webhook(delivery: Delivery) -> Sent:
     channel = delivery.channel
     problem = webhook_url_problem(channel.target)
-    if problem is None:
-        problem = _address_problem(urlsplit(channel.target).hostname or "")
     if problem is not None:
         raise PermanentDeliveryError(f"not sent: {problem}")
+    address = _checked_address(urlsplit(channel.target).hostname or "")
     try:
         secret = channel.get_secret()
     except ValueError:
@@ -308,7 +370,7 @@ def _send_webhook(delivery: Delivery) -> Sent:
         "Content-Type": "application/json", "User-Agent": "solax-fleet-webhooks/1",
         TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, body)})
     try:
-        with _opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+        with _opener(address).open(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code

@@ -4,6 +4,7 @@ simulator's faults over real HTTP; deliveries to a real webhook receiver and the
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -417,6 +418,42 @@ def test_private_addresses_are_refused_unless_allowed(org, receiver, settings):
     delivery = channels.send_test(channel)
     assert delivery.state == DeliveryState.FAILED and "internal address" in delivery.error
     assert receiver.received == []
+
+
+@pytest.fixture
+def rebinding(monkeypatch):  # type: ignore[no-untyped-def]
+    """hooks.test resolves to 127.0.0.1 (taken here for a public address) at the first lookup and to
+    127.0.0.2 (internal, where nothing listens) at every later one: a DNS rebinding attack."""
+    real, lookups = socket.getaddrinfo, []
+    monkeypatch.setattr(channels, "_internal", lambda address: str(address) != "127.0.0.1")
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != "hooks.test":
+            return real(host, port, *args, **kwargs)
+        lookups.append(host)
+        return real("127.0.0.1" if len(lookups) == 1 else "127.0.0.2", port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_a_webhook_goes_to_the_address_that_was_checked(org, receiver, settings, rebinding):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    channel = _webhook(org, receiver.url.replace("127.0.0.1", "hooks.test"))
+    delivery = channels.send_test(channel)
+    assert delivery.state == DeliveryState.SENT, delivery.error
+    assert rebinding == ["hooks.test"]  # looked up once, for the check; the request went to that address
+    assert len(receiver.received) == 1 and receiver.received[0].headers["Host"].startswith("hooks.test:")
+
+
+def test_an_https_webhook_goes_to_the_checked_address_too(org, receiver, settings, rebinding):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    channel = _webhook(org, receiver.url.replace("http://127.0.0.1", "https://hooks.test"))
+    delivery = channels.deliver(channels.Delivery.objects.create(channel=channel, event=channels.TEST).pk, final=True)
+    # the TLS handshake reached the checked address (a plain-HTTP receiver there); a second lookup would
+    # have been refused at 127.0.0.2 instead
+    assert delivery.state == DeliveryState.FAILED and "SSL" in delivery.error, delivery.error
+    assert rebinding == ["hooks.test"]
 
 
 def test_a_slow_webhook_never_delays_the_pipeline(org, sim_account, simulator, receiver):
