@@ -517,8 +517,9 @@ def test_the_demo_survives_an_operator_clicking_and_a_restart(demo: Demo, browse
         # plan tells the operator about). The wait allows for both, and five minutes more.
         origin = in_flight.rstrip("/").rsplit("/", 1)[-1].replace("-", "")
         with contextlib.closing(demo.db()) as db:
-            last_look = db.execute("SELECT MAX(not_before) FROM fleet_apicall WHERE origin_code = ? AND state = "
-                                   "'queued'", (origin,)).fetchone()[0]
+            # the final look is queued only once the first answer is in: the batches' deadlines say when
+            last_look = db.execute("SELECT MAX(b.deadline) FROM fleet_commandbatch b JOIN fleet_command c ON "
+                                   "c.id = b.command_id WHERE c.code = ?", (origin,)).fetchone()[0]
         until_last_look = 0.0
         if last_look:
             until_last_look = max(0.0, (datetime.fromisoformat(last_look).replace(tzinfo=UTC)
