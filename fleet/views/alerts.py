@@ -57,8 +57,8 @@ def channel_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 CHANNEL_PURPOSE = "channel-create"
-SECRET_SHOWN_ONCE = ("one channel was created; a webhook's secret was shown to that first submit only. If you did "
-                     "not copy it, delete the channel and create it again.")
+SECRET_SHOWN_ONCE = ("one channel was created, and its signing secret was shown to that first submit only. If you "
+                     "did not copy it, delete the channel and create it again.")
 
 
 @require_http_methods(["GET", "POST"])
@@ -67,7 +67,8 @@ def channel_create(request: HtmxHttpRequest) -> HttpResponse:
     form = ChannelForm(request.POST or None, instance=Channel(organization=membership.organization))
     fingerprint = once.posted_fingerprint(request)
     if request.method == "POST" and (done := once.already_done(request, CHANNEL_PURPOSE, fingerprint)) is not None:
-        return once.replay(request, done, SECRET_SHOWN_ONCE)
+        return once.replay(request, done, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
+                           else "one channel was created.")
     if request.method == "POST" and form.is_valid():
         try:
             with once.claim(request, CHANNEL_PURPOSE, fingerprint) as claimed:
@@ -81,7 +82,8 @@ def channel_create(request: HtmxHttpRequest) -> HttpResponse:
                 audit.record(request, "channel.create", channel, changes=audit.form_created(form))
                 claimed.done(reverse("fleet-channel", args=[channel.code]))
         except once.AlreadyDone as done:
-            return once.replay(request, done, SECRET_SHOWN_ONCE)
+            return once.replay(request, done, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
+                           else "one channel was created.")
         except once.Refused as refused:
             form.add_error(None, refused.message)
         else:

@@ -268,3 +268,12 @@ def test_two_operators_adding_one_sn_at_once_add_it_once(org, sim_account, tenan
     refused = next(r for r in responses if r.status_code == 400)  # type: ignore[union-attr]
     assert f"Charger {sn} is in the list already." in refused.content.decode()  # type: ignore[union-attr]
     assert Charger.objects.count() == 1 and ApiCall.objects.filter(endpoint="pile_info").count() == 1
+
+
+def test_a_forged_or_foreign_key_adds_nothing(operator_client, admin_client_, sim_account, tenant):
+    sn = _online_sn(tenant)
+    theirs = key_from(admin_client_, "/chargers/")  # another member's key for the same form
+    for once in ("forged", theirs, ""):
+        response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn, "once": once})
+        assert response.status_code == 400 and b"was not issued to you" in response.content, once
+    assert not Charger.objects.exists() and not ApiCall.objects.exists()

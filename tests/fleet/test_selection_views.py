@@ -85,6 +85,19 @@ def test_a_double_click_saves_one_selection_and_lands_on_the_list(operator_clien
     assert SavedSelection.objects.get().sns == ["SNN0", "SNN1"]
 
 
+def test_the_same_form_with_another_file_is_another_request(operator_client, account, fleet):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = f"/selections/new/?account={account.code}"
+    once = key_from(operator_client, url)
+    first = operator_client.post(url, {"name": "File", "once": once, "upload": SimpleUploadedFile("a.csv", b"SNN0\n")})
+    again = operator_client.post(url, {"name": "File", "once": once,
+                                       "upload": SimpleUploadedFile("b.csv", b"SNN1\nSNN2\n")})
+    assert first.status_code == 302 and again.status_code == 400
+    assert b"already used for another request" in again.content
+    assert SavedSelection.objects.get().sns == ["SNN0"]
+
+
 def test_a_form_error_leaves_the_key_for_the_corrected_form(operator_client, account, fleet):
     url = f"/selections/new/?account={account.code}"
     once = key_from(operator_client, url)
