@@ -198,10 +198,27 @@ def claim(request: HttpRequest, purpose: str, fingerprint: str = "", *, identica
         OnceKey.objects.filter(pk=row.pk).update(result_url=result.url[:300])
 
 
-def replay(request: HttpRequest, done: AlreadyDone) -> HttpResponse:
-    """The answer to a second submit: what the first one did, and no second request."""
+def already_done(request: HttpRequest, purpose: str, fingerprint: str = "") -> AlreadyDone | None:
+    """The earlier submit of this very form, if the posted key was used by it; else None. A view asks
+    before it validates a form that checks for duplicates (a name, an SN), so that a double click's
+    second submit is sent to what the first created rather than told that it exists already."""
+    key = request.POST.get(FIELD, "")
+    if not key or len(key) > 64:
+        return None
+    row = (OnceKey.objects.filter(key=key, organization=current_membership(request).organization,
+                                  user=request.user, purpose=purpose, fingerprint=fingerprint,  # type: ignore[misc]
+                                  used_at__isnull=False)
+           .only("result_url", "used_at").first())
+    if row is None or row.used_at is None:
+        return None
+    return AlreadyDone(row.result_url or "/", row.used_at)
+
+
+def replay(request: HttpRequest, done: AlreadyDone, text: str = "nothing was sent twice.") -> HttpResponse:
+    """The answer to a second submit: what the first one did, and no second request. ``text`` says
+    what the operator should know of it (a secret shown once was shown to the first submit only)."""
     seconds = int((timezone.now() - done.used_at).total_seconds())
-    messages.info(request, f"This was already submitted {seconds} s ago: nothing was sent twice.")
+    messages.info(request, f"This was already submitted {seconds} s ago: {text}")
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(done.url)
     return redirect(done.url)

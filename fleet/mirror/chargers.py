@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -31,10 +32,19 @@ MODE_LABELS = {0: "Stop", 1: "Fast", 2: "ECO", 3: "Green"}
 NO_AUTH_CODE = "1003"  # "no auth!": the SN is unknown to the cloud or not this account's
 
 
+class ChargerExists(Exception):
+    """The account has a charger with this SN already (added by another tab or operator meanwhile)."""
+
+
 def add_charger(account: SolaxAccount, sn: str, label: str = "") -> Charger:
-    """Create the charger (the form checked the SN and that it is new) and read it at once: until
-    the cloud answers it is unchecked, and an SN the cloud refuses is marked refused with the reason."""
-    charger = Charger.objects.create(account=account, sn=sn, label=label)
+    """Create the charger (the form checked the SN) and read it at once: until the cloud answers it
+    is unchecked, and an SN the cloud refuses is marked refused with the reason. Raises ChargerExists
+    when the SN was added since the form checked it."""
+    try:
+        with transaction.atomic():
+            charger = Charger.objects.create(account=account, sn=sn, label=label)
+    except IntegrityError:
+        raise ChargerExists(sn) from None
     request_status(charger, origin_kind=MANUAL)
     return charger
 

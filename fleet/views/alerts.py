@@ -8,9 +8,10 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from fleet.accounts import audit
+from fleet.accounts import audit, once
 from fleet.accounts.access import alert_for_user, channel_for_user, current_membership, require_admin, require_operator
 from fleet.alerts import channels, service
 from fleet.alerts.forms import ChannelForm
@@ -55,24 +56,41 @@ def channel_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "fleet/channels.html", {"channels": listed})
 
 
+CHANNEL_PURPOSE = "channel-create"
+SECRET_SHOWN_ONCE = ("one channel was created, and its signing secret was shown to that first submit only. If you "
+                     "did not copy it, delete the channel and create it again.")
+
+
 @require_http_methods(["GET", "POST"])
 def channel_create(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_admin(request)
     form = ChannelForm(request.POST or None, instance=Channel(organization=membership.organization))
-    if request.method == "POST":
-        if form.is_valid():
-            channel = form.save(commit=False)
-            channel.created_by = request.user
-            secret = ""
-            if channel.kind == ChannelKind.WEBHOOK:
-                secret = channels.new_secret()
-                channel.set_secret(secret)
-            channel.save()
-            audit.record(request, "channel.create", channel, changes=audit.form_created(form))
+    fingerprint = once.posted_fingerprint(request)
+    if request.method == "POST" and (done := once.already_done(request, CHANNEL_PURPOSE, fingerprint)) is not None:
+        return once.replay(request, done, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
+                           else "one channel was created.")
+    if request.method == "POST" and form.is_valid():
+        try:
+            with once.claim(request, CHANNEL_PURPOSE, fingerprint) as claimed:
+                channel = form.save(commit=False)
+                channel.created_by = request.user
+                secret = ""
+                if channel.kind == ChannelKind.WEBHOOK:
+                    secret = channels.new_secret()
+                    channel.set_secret(secret)
+                channel.save()
+                audit.record(request, "channel.create", channel, changes=audit.form_created(form))
+                claimed.done(reverse("fleet-channel", args=[channel.code]))
+        except once.AlreadyDone as done:
+            return once.replay(request, done, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
+                           else "one channel was created.")
+        except once.Refused as refused:
+            form.add_error(None, refused.message)
+        else:
             return render(request, "fleet/channel_created.html", {"channel": channel, "secret": secret})
-        return render(request, "fleet/channel_form.html", {"form": form, "channel": None},
-                      status=error_status(request))
-    return render(request, "fleet/channel_form.html", {"form": form, "channel": None})
+    return render(request, "fleet/channel_form.html",
+                  {"form": form, "channel": None, "once_key": once.issue(request, CHANNEL_PURPOSE)},
+                  status=error_status(request) if request.method == "POST" else 200)
 
 
 def _channel_page(request: HtmxHttpRequest, channel: Channel, form: ChannelForm, *, status: int = 200,

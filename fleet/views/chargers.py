@@ -11,11 +11,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from fleet.accounts import audit
-from fleet.accounts.access import account_choice, charger_for_user, require_operator
+from fleet.accounts import audit, once
+from fleet.accounts.access import account_choice, charger_for_user, current_membership, require_operator
 from fleet.mirror import chargers as service
 from fleet.mirror.forms import ChargerForm
-from fleet.models import ApiCall, Charger
+from fleet.models import ApiCall, Charger, SolaxAccount
 from fleet.views.base import HtmxHttpRequest, confirmation, paginate
 
 
@@ -34,6 +34,10 @@ def _confirmed(charger: Charger) -> str:
     return f"confirmed by the charger {timezone.localtime(at):%H:%M %Z}"
 
 
+def _add_purpose(account: SolaxAccount) -> str:
+    return f"charger-add:{account.code}"
+
+
 @require_http_methods(["GET", "POST"])
 def chargers(request: HtmxHttpRequest) -> HttpResponse:
     """GET lists the chargers; POST adds one by SN (and reads its status)."""
@@ -48,11 +52,25 @@ def chargers(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST":
         require_operator(request)
         form = ChargerForm(request.POST, account=account)
+        fingerprint = once.posted_fingerprint(request)
+        if (done := once.already_done(request, _add_purpose(account), fingerprint)) is not None:
+            return once.replay(request, done, "the charger was added once.")
         if form.is_valid():
-            charger = service.add_charger(account, form.cleaned_data["sn"], form.cleaned_data["label"])
-            audit.record(request, "charger.add", charger, changes=audit.created(charger, ["sn", "label"]))
-            return redirect("fleet-charger", code=charger.code)
+            try:
+                with once.claim(request, _add_purpose(account), fingerprint) as claimed:
+                    charger = service.add_charger(account, form.cleaned_data["sn"], form.cleaned_data["label"])
+                    audit.record(request, "charger.add", charger, changes=audit.created(charger, ["sn", "label"]))
+                    claimed.done(reverse("fleet-charger", args=[charger.code]))
+                return redirect("fleet-charger", code=charger.code)
+            except once.AlreadyDone as done:
+                return once.replay(request, done, "the charger was added once.")
+            except once.Refused as refused:
+                form.add_error(None, refused.message)
+            except service.ChargerExists:
+                form.add_error("sn", f"Charger {form.cleaned_data['sn']} is in the list already.")
         status = 400
+    if current_membership(request).can_operate:
+        context["once_key"] = once.issue(request, _add_purpose(account))
     q = request.GET.get("q", "").strip()[:40]
     rows = Charger.objects.filter(account=account)
     if q:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from fleet.accounts import audit
+from fleet.accounts import audit, once
 from fleet.accounts.access import account_choice, account_or_404, require_operator, selection_for_user
 from fleet.commands import selections
 from fleet.commands.actions import CommandError
@@ -68,19 +68,40 @@ def _sns_changes(sns: list[str], other: list[str]) -> dict[str, object]:
 def selection_new(request: HtmxHttpRequest) -> HttpResponse:
     require_operator(request)
     accounts, account = account_or_404(request)
+    purpose = f"selection-create:{account.code}"
     if request.method == "POST":
         form = SelectionForm(request.POST, request.FILES, account=account)
+        listed = f"{reverse('fleet-selections')}?account={account.code}"
+        # an upload is part of what was submitted: the same form with another file is another request
+        files = sorted((upload.name, upload.size) for upload in request.FILES.getlist("upload"))
+        fingerprint = once.fingerprint(once.posted_fingerprint(request), files)
+        if (done := once.already_done(request, purpose, fingerprint)) is not None:
+            return once.replay(request, done, "the selection was saved once.")
         if form.is_valid():
-            saved = _save(request, form, None)
-            if saved is not None:
+            try:
+                with once.claim(request, purpose, fingerprint) as claimed:
+                    saved = _save(request, form, None)
+                    if saved is None:
+                        raise _NotSaved  # the form has the errors; the key stays unused
+                    claimed.done(listed)
                 messages.success(request, f"Saved the selection {saved.name} ({len(saved.sns)} inverters).")
-                return redirect(f"{reverse('fleet-selections')}?account={account.code}")
+                return redirect(listed)
+            except once.AlreadyDone as done:
+                return once.replay(request, done, "the selection was saved once.")
+            except once.Refused as refused:
+                form.add_error(None, refused.message)
+            except _NotSaved:
+                pass
         status = 400
     else:
         form = SelectionForm(account=account, initial={"sns": "\n".join(request.GET.getlist("sn"))})
         status = 200
-    return render(request, "fleet/selection_form.html", {"accounts": accounts, "account": account, "form": form},
-                  status=status)
+    return render(request, "fleet/selection_form.html", {"accounts": accounts, "account": account, "form": form,
+                                                         "once_key": once.issue(request, purpose)}, status=status)
+
+
+class _NotSaved(Exception):
+    """Raised inside a claim to roll it back when the selection could not be saved."""
 
 
 @require_http_methods(["GET", "POST"])

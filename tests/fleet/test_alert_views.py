@@ -19,6 +19,7 @@ from fleet.models import (
     DeliveryState,
     Severity,
 )
+from tests.support.once import key_from
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +128,7 @@ def test_another_organizations_channel_is_404(admin_client_, other_org):
 
 def test_a_webhook_channel_shows_its_secret_once_and_stores_it_encrypted(admin_client_, org):
     response = admin_client_.post("/settings/channels/new/", {
+        "once": key_from(admin_client_, "/settings/channels/new/"),
         "name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
         "events": ["alert.raised", "alert.resolved"], "kinds": ["account_paused", "command"], "min_severity": "warning",
         "enabled": "on"})
@@ -220,6 +222,7 @@ def test_the_channel_page_costs_the_same_queries_whatever_its_log(admin_client_,
 def test_channel_changes_and_acknowledgements_are_in_the_audit_log_without_the_secret(admin_client_, admin_user, org):
 
     admin_client_.post("/settings/channels/new/", {
+        "once": key_from(admin_client_, "/settings/channels/new/"),
         "name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
         "events": ["alert.raised", "alert.resolved"], "kinds": ["sync"], "min_severity": "warning", "enabled": "on"})
     channel = Channel.objects.get()
@@ -236,3 +239,17 @@ def test_channel_changes_and_acknowledgements_are_in_the_audit_log_without_the_s
     assert entries[2].changes == {"state": ["open", "acknowledged"]}
     assert all(e.actor == admin_user for e in entries)
     assert channel.get_secret() not in json.dumps([e.changes for e in entries])
+
+
+def test_a_double_click_creates_one_channel_and_says_its_secret_went_to_the_first(admin_client_, org):
+    data = {"name": "Ops hook", "kind": "webhook", "target": "https://hooks.example.com/fleet",
+            "events": ["alert.raised"], "min_severity": "warning", "enabled": "on",
+            "once": key_from(admin_client_, "/settings/channels/new/")}
+    first = admin_client_.post("/settings/channels/new/", data)
+    second = admin_client_.post("/settings/channels/new/", data, follow=True)
+    channel = Channel.objects.get()
+    assert first.status_code == 200 and channel.get_secret() in first.content.decode()
+    assert second.redirect_chain == [(f"/settings/channels/{channel.code}/", 302)]
+    page = second.content.decode()
+    assert "shown to that first submit only" in page and channel.get_secret() not in page
+    assert AuditEntry.objects.filter(action="channel.create").count() == 1

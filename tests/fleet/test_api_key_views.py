@@ -10,6 +10,7 @@ from django.test import Client
 
 from fleet.accounts import api_keys
 from fleet.models import ApiKey, AuditEntry
+from tests.support.once import key_from
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,8 @@ def test_the_settings_page_links_to_the_api_keys(admin_client_):
 
 
 def test_an_admin_creates_a_key_shown_once(admin_client_, admin_user, org, account):
-    response = admin_client_.post("/settings/api-keys/", {"name": "trading bot", "scope": "operate"})
+    once = key_from(admin_client_, "/settings/api-keys/")
+    response = admin_client_.post("/settings/api-keys/", {"name": "trading bot", "scope": "operate", "once": once})
     assert response.status_code == 201
     assert response["Cache-Control"] == "private, no-store"
     plaintext = _key_in(response.content.decode())
@@ -49,7 +51,8 @@ def test_a_bad_form_is_400_and_creates_nothing(admin_client_, org):
     api_keys.create(org, "taken", "read")
     for data in ({"name": "", "scope": "read"}, {"name": "x", "scope": "admin"}, {"name": "taken", "scope": "read"},
                  {"name": "y" * 101, "scope": "read"}):
-        response = admin_client_.post("/settings/api-keys/", data)
+        response = admin_client_.post("/settings/api-keys/", {**data, "once": key_from(admin_client_,
+                                                                                       "/settings/api-keys/")})
         assert response.status_code == 400, data
         assert 'id="api-key-value"' not in response.content.decode()
     assert ApiKey.objects.count() == 1
@@ -58,7 +61,8 @@ def test_a_bad_form_is_400_and_creates_nothing(admin_client_, org):
 def test_a_revoked_name_can_be_used_again(admin_client_, org):
     key, _ = api_keys.create(org, "bot", "read")
     api_keys.revoke(key)
-    assert admin_client_.post("/settings/api-keys/", {"name": "bot", "scope": "read"}).status_code == 201
+    once = key_from(admin_client_, "/settings/api-keys/")
+    assert admin_client_.post("/settings/api-keys/", {"name": "bot", "scope": "read", "once": once}).status_code == 201
     assert ApiKey.objects.filter(name="bot").count() == 2
 
 
@@ -99,7 +103,8 @@ def test_the_page_needs_csrf(admin_user, org):
     assert client.post("/settings/api-keys/", {"name": "bot", "scope": "read"}).status_code == 403
     page = client.get("/settings/api-keys/").content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-    assert client.post("/settings/api-keys/", {"name": "bot", "scope": "read",
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    assert client.post("/settings/api-keys/", {"name": "bot", "scope": "read", "once": once,
                                                "csrfmiddlewaretoken": token}).status_code == 201
 
 
@@ -107,9 +112,27 @@ def test_the_page_lists_keys_in_a_fixed_number_of_queries(admin_client_, org, dj
     for i in range(5):
         api_keys.create(org, f"k{i}", "read")
     admin_client_.get("/settings/api-keys/")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert admin_client_.get("/settings/api-keys/").status_code == 200
     for i in range(5, 15):
         api_keys.create(org, f"k{i}", "read")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert admin_client_.get("/settings/api-keys/").status_code == 200
+
+
+def test_a_double_click_creates_one_key_and_says_where_its_secret_went(admin_client_):
+    once = key_from(admin_client_, "/settings/api-keys/")
+    data = {"name": "bot", "scope": "read", "once": once}
+    first = admin_client_.post("/settings/api-keys/", data)
+    second = admin_client_.post("/settings/api-keys/", data, follow=True)
+    assert first.status_code == 201 and 'id="api-key-value"' in first.content.decode()
+    page = second.content.decode()
+    assert second.redirect_chain == [("/settings/api-keys/", 302)]
+    assert "shown to that first submit only" in page and 'id="api-key-value"' not in page
+    assert ApiKey.objects.count() == 1 and AuditEntry.objects.filter(action="api_key.create").count() == 1
+
+
+def test_a_form_without_its_key_creates_nothing(admin_client_):
+    response = admin_client_.post("/settings/api-keys/", {"name": "bot", "scope": "read", "once": "forged"})
+    assert response.status_code == 400 and "was not issued to you" in response.content.decode()
+    assert not ApiKey.objects.exists()

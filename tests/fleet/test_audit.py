@@ -130,7 +130,8 @@ def test_batch_deletes_and_ungrouped_adds_are_logged_per_object(operator_client,
 
 
 def test_chargers_and_bindings_are_logged(operator_client, account):
-    operator_client.post("/chargers/", {"account": str(account.code), "sn": "C1AA0000000002", "label": "Depot"})
+    operator_client.post("/chargers/", {"account": str(account.code), "sn": "C1AA0000000002", "label": "Depot",
+                                        "once": key_from(operator_client, "/chargers/")})
     charger = Charger.objects.get()
     entry = only("charger.add")
     assert entry.object_code == str(charger.code) and entry.changes == {"sn": [None, "C1AA0000000002"],
@@ -301,7 +302,8 @@ def test_roles_removals_invitations_and_joining_are_logged(admin_client_, admin_
 
 
 def test_selections_are_logged_with_counts_and_the_sns_they_gained_or_lost(operator_client, account, north):
-    operator_client.post(f"/selections/new/?account={account.code}", {"name": "Pilot", "sns": "SNA1"})
+    url = f"/selections/new/?account={account.code}"
+    operator_client.post(url, {"name": "Pilot", "sns": "SNA1", "once": key_from(operator_client, url)})
     selection = SavedSelection.objects.get()
     assert only("selection.create").changes == {"name": [None, "Pilot"], "inverters": [None, 1],
                                                 "sns": [None, ["SNA1"]]}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connections
+from django.test import Client
 from django.utils import timezone
 
 from fleet.mirror import chargers
+from fleet.mirror.forms import ChargerForm
 from fleet.models import ApiCall, CallState, Charger, Priority
 from fleet.pipeline import dispatch
+from tests.conftest import make_member
+from tests.support.once import key_from
 
 pytestmark = pytest.mark.django_db
 
@@ -19,14 +25,19 @@ def tenant(simulator):  # type: ignore[no-untyped-def]
     return simulator.sim.tenants[simulator.token]
 
 
+def _add(client, account, **fields):  # type: ignore[no-untyped-def]
+    """Add a charger from the page's form, as the browser submits it (with the page's one-time key)."""
+    once = key_from(client, f"/chargers/?account={account.code}")
+    return client.post("/chargers/", {"account": str(account.code), "once": once, **fields})
+
+
 def _online_sn(tenant) -> str:  # type: ignore[no-untyped-def]
     return next(c.sn for c in tenant.chargers.values() if c.online)
 
 
 def test_it_adds_a_charger_and_reads_its_status(operator_client, sim_account, tenant):
     sn = _online_sn(tenant)
-    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn.lower(),
-                                                   "label": "Garage"})
+    response = _add(operator_client, sim_account, sn=sn.lower(), label="Garage")
     charger = Charger.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/chargers/{charger.code}/"
     call = ApiCall.objects.get()
@@ -129,7 +140,7 @@ def test_round_robin_stops_at_the_daily_share(sim_account, settings):
 # Chargers that exist (issue 12) -------------------------------------------------------------------------
 
 def test_a_charger_the_cloud_refuses_is_marked_with_the_reason_and_left_out(operator_client, sim_account, tenant):
-    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": "C1ZZ0000000009"})
+    response = _add(operator_client, sim_account, sn="C1ZZ0000000009")
     charger = Charger.objects.get()
     assert response.status_code == 302
     assert b"pending verification" in operator_client.get("/chargers/").content
@@ -147,7 +158,7 @@ def test_a_charger_the_cloud_refuses_is_marked_with_the_reason_and_left_out(oper
 def test_an_inverter_sn_added_as_a_charger_is_refused_with_the_reason_and_never_polled(operator_client,
                                                                                     sim_account, tenant):
     inverter_sn = next(iter(tenant.inverters))
-    response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": inverter_sn})
+    response = _add(operator_client, sim_account, sn=inverter_sn)
     charger = Charger.objects.get(sn=inverter_sn)
     assert response.status_code == 302 and charger.refused == "" and charger.read_at is None
     call = ApiCall.objects.get(endpoint="pile_info")
@@ -166,7 +177,7 @@ def test_a_charger_that_later_answers_no_auth_is_no_longer_polled_until_checked_
         operator_client, sim_account, tenant, settings):
     settings.FLEET_CHARGER_STATUS_SHARE_PERCENT = 100
     sn = _online_sn(tenant)
-    operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn})
+    _add(operator_client, sim_account, sn=sn)
     dispatch.pump(sim_account.pk, wait=False)
     charger = Charger.objects.get(sn=sn)
     assert charger.read_at is not None and charger.refused == ""
@@ -205,3 +216,64 @@ def test_a_refused_charger_is_no_command_target(sim_account):
     Charger.objects.create(account=sim_account, sn="C1ZZ0000000009", refused="SolaX does not know this charger")
     with pytest.raises(service.CommandError, match="refused by SolaX"):
         service.plan_command(sim_account, Target("chargers", sns=("C1ZZ0000000009",)), {"chargerMode": 1})
+
+
+def test_a_double_click_adds_one_charger_and_reads_it_once(operator_client, sim_account, tenant):
+    sn = _online_sn(tenant)
+    data = {"account": str(sim_account.code), "sn": sn, "once": key_from(operator_client, "/chargers/")}
+    first = operator_client.post("/chargers/", data)
+    second = operator_client.post("/chargers/", data, follow=True)
+    charger = Charger.objects.get()
+    assert first.status_code == 302 and second.redirect_chain == [(f"/chargers/{charger.code}/", 302)]
+    assert b"already submitted" in second.content and b"in the list already" not in second.content
+    assert ApiCall.objects.filter(endpoint="pile_info").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_operators_adding_one_sn_at_once_add_it_once(org, sim_account, tenant, monkeypatch):
+    """Both forms find the SN new before either saves; the second INSERT then fails on the unique SN
+    and is a form error, not a 500, and the charger is read once."""
+    sn = _online_sn(tenant)
+    clients = []
+    for name in ("ada", "bea"):
+        client = Client()
+        client.force_login(make_member(org, name, "operator"))
+        clients.append((client, key_from(client, "/chargers/")))
+    both_validated = threading.Barrier(2, timeout=10)
+    checked = ChargerForm.clean_sn
+
+    def clean_then_wait(form):  # type: ignore[no-untyped-def]
+        value = checked(form)
+        both_validated.wait()
+        return value
+
+    monkeypatch.setattr(ChargerForm, "clean_sn", clean_then_wait)
+    responses: list[object] = []
+
+    def submit(client, once):  # type: ignore[no-untyped-def]
+        try:
+            responses.append(client.post("/chargers/", {"account": str(sim_account.code), "sn": sn, "once": once}))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            responses.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not [r for r in responses if isinstance(r, BaseException)], responses
+    assert sorted(r.status_code for r in responses) == [302, 400]  # type: ignore[union-attr]
+    refused = next(r for r in responses if r.status_code == 400)  # type: ignore[union-attr]
+    assert f"Charger {sn} is in the list already." in refused.content.decode()  # type: ignore[union-attr]
+    assert Charger.objects.count() == 1 and ApiCall.objects.filter(endpoint="pile_info").count() == 1
+
+
+def test_a_forged_or_foreign_key_adds_nothing(operator_client, admin_client_, sim_account, tenant):
+    sn = _online_sn(tenant)
+    theirs = key_from(admin_client_, "/chargers/")  # another member's key for the same form
+    for once in ("forged", theirs, ""):
+        response = operator_client.post("/chargers/", {"account": str(sim_account.code), "sn": sn, "once": once})
+        assert response.status_code == 400 and b"was not issued to you" in response.content, once
+    assert not Charger.objects.exists() and not ApiCall.objects.exists()

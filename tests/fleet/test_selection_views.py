@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet.models import ApiCall, Command, Group, Inverter, SavedSelection
-from tests.support.once import key_in
+from tests.support.once import key_from, key_in
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +21,12 @@ def fleet(account):  # type: ignore[no-untyped-def]
     return north, south
 
 
+def _new(client, account, data):  # type: ignore[no-untyped-def]
+    """Submit the new-selection form as the browser does, with the one-time key its page issued."""
+    url = f"/selections/new/?account={account.code}"
+    return client.post(url, {**data, "once": key_from(client, url)})
+
+
 def test_viewers_see_the_list_but_cannot_create(viewer_client, account, fleet):
     SavedSelection.objects.create(account=account, name="Pilot", sns=["SNN0"])
     assert b"Pilot" in viewer_client.get("/selections/").content
@@ -30,7 +36,7 @@ def test_viewers_see_the_list_but_cannot_create(viewer_client, account, fleet):
 
 
 def test_an_operator_saves_pasted_sns_and_a_filter_together(operator_client, account, fleet):
-    response = operator_client.post(f"/selections/new/?account={account.code}", {
+    response = _new(operator_client, account, {
         "name": "Big ones", "sns": "SNN0, SNN1", "min_power": "8", "use_filter": "on"})
     assert response.status_code == 302
     selection = SavedSelection.objects.get(name="Big ones")
@@ -50,14 +56,14 @@ def test_ticked_rows_prefill_the_form(operator_client, account, fleet):
     ({"name": "", "sns": "SNN0"}, b"required"),
 ])
 def test_bad_input_is_a_form_error_and_saves_nothing(operator_client, account, fleet, data, message):
-    response = operator_client.post(f"/selections/new/?account={account.code}", data)
+    response = _new(operator_client, account, data)
     assert response.status_code == 400 and message in response.content
     assert SavedSelection.objects.count() == 0
 
 
 def test_a_name_in_use_is_a_form_error(operator_client, account, fleet):
     SavedSelection.objects.create(account=account, name="Pilot", sns=["SNN0"])
-    response = operator_client.post(f"/selections/new/?account={account.code}", {"name": "Pilot", "sns": "SNN1"})
+    response = _new(operator_client, account, {"name": "Pilot", "sns": "SNN1"})
     assert response.status_code == 400 and b"exists already" in response.content
 
 
@@ -65,8 +71,40 @@ def test_an_upload_is_read(operator_client, account, fleet):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("sns.csv", b"\xef\xbb\xbfSNN2\nSNS0\n")
-    response = operator_client.post(f"/selections/new/?account={account.code}", {"name": "File", "upload": upload})
+    response = _new(operator_client, account, {"name": "File", "upload": upload})
     assert response.status_code == 302 and SavedSelection.objects.get(name="File").sns == ["SNN2", "SNS0"]
+
+
+def test_a_double_click_saves_one_selection_and_lands_on_the_list(operator_client, account, fleet):
+    url = f"/selections/new/?account={account.code}"
+    data = {"name": "Pilot", "sns": "SNN0 SNN1", "once": key_from(operator_client, url)}
+    assert operator_client.post(url, data).status_code == 302
+    second = operator_client.post(url, data, follow=True)
+    assert second.redirect_chain == [(f"/selections/?account={account.code}", 302)]
+    assert b"the selection was saved once" in second.content and b"exists already" not in second.content
+    assert SavedSelection.objects.get().sns == ["SNN0", "SNN1"]
+
+
+def test_the_same_form_with_another_file_is_another_request(operator_client, account, fleet):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = f"/selections/new/?account={account.code}"
+    once = key_from(operator_client, url)
+    first = operator_client.post(url, {"name": "File", "once": once, "upload": SimpleUploadedFile("a.csv", b"SNN0\n")})
+    again = operator_client.post(url, {"name": "File", "once": once,
+                                       "upload": SimpleUploadedFile("b.csv", b"SNN1\nSNN2\n")})
+    assert first.status_code == 302 and again.status_code == 400
+    assert b"already used for another request" in again.content
+    assert SavedSelection.objects.get().sns == ["SNN0"]
+
+
+def test_a_form_error_leaves_the_key_for_the_corrected_form(operator_client, account, fleet):
+    url = f"/selections/new/?account={account.code}"
+    once = key_from(operator_client, url)
+    refused = operator_client.post(url, {"name": "Pilot", "sns": "SNN0 NOPE1", "once": once})
+    assert refused.status_code == 400 and key_in(refused) == once
+    assert operator_client.post(url, {"name": "Pilot", "sns": "SNN0", "once": once}).status_code == 302
+    assert SavedSelection.objects.get().sns == ["SNN0"]
 
 
 def test_edit_and_delete_need_confirmation_and_stay_in_the_organization(operator_client, account, other_account,

@@ -42,6 +42,7 @@ from fleet.models import (
 )
 from tests.conftest import make_member
 from tests.fleet.test_alerts import SECRET, _deliver_all, _webhook, drive
+from tests.support.once import key_from
 from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.django_db
@@ -198,6 +199,7 @@ def test_a_channel_takes_only_the_alert_events_it_subscribed_to(org, receiver):
 
 def test_the_form_saves_the_events_and_the_change_is_audited(admin_client_, org):
     response = admin_client_.post("/settings/channels/new/", {
+        "once": key_from(admin_client_, "/settings/channels/new/"),
         "name": "Bot", "kind": "email", "target": "bot@example.com", "events": ["command.finished"],
         "min_severity": "warning", "enabled": "on"})
     assert response.status_code == 200
