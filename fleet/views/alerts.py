@@ -66,8 +66,8 @@ def channel_create(request: HtmxHttpRequest) -> HttpResponse:
     membership = require_admin(request)
     form = ChannelForm(request.POST or None, instance=Channel(organization=membership.organization))
     fingerprint = once.posted_fingerprint(request)
-    if request.method == "POST" and (done := once.already_done(request, CHANNEL_PURPOSE, fingerprint)) is not None:
-        return once.replay(request, done, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
+    if request.method == "POST" and (earlier := once.already_done(request, CHANNEL_PURPOSE, fingerprint)) is not None:
+        return once.replay(request, earlier, SECRET_SHOWN_ONCE if request.POST.get("kind") == ChannelKind.WEBHOOK
                            else "one channel was created.")
     if request.method == "POST" and form.is_valid():
         try:

@@ -36,8 +36,8 @@ def api_key_list(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "fleet/api_keys.html", _context(request, organization, form))
     fingerprint = once.posted_fingerprint(request)
-    if (done := once.already_done(request, PURPOSE, fingerprint)) is not None:
-        return once.replay(request, done, SHOWN_ONCE)
+    if (earlier := once.already_done(request, PURPOSE, fingerprint)) is not None:
+        return once.replay(request, earlier, SHOWN_ONCE)
     if not form.is_valid():
         return render(request, "fleet/api_keys.html", _context(request, organization, form), status=400)
     try:

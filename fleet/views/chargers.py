@@ -53,8 +53,8 @@ def chargers(request: HtmxHttpRequest) -> HttpResponse:
         require_operator(request)
         form = ChargerForm(request.POST, account=account)
         fingerprint = once.posted_fingerprint(request)
-        if (done := once.already_done(request, _add_purpose(account), fingerprint)) is not None:
-            return once.replay(request, done, "the charger was added once.")
+        if (earlier := once.already_done(request, _add_purpose(account), fingerprint)) is not None:
+            return once.replay(request, earlier, "the charger was added once.")
         if form.is_valid():
             try:
                 with once.claim(request, _add_purpose(account), fingerprint) as claimed:

@@ -75,8 +75,8 @@ def selection_new(request: HtmxHttpRequest) -> HttpResponse:
         # an upload is part of what was submitted: the same form with another file is another request
         files = sorted((upload.name, upload.size) for upload in request.FILES.getlist("upload"))
         fingerprint = once.fingerprint(once.posted_fingerprint(request), files)
-        if (done := once.already_done(request, purpose, fingerprint)) is not None:
-            return once.replay(request, done, "the selection was saved once.")
+        if (earlier := once.already_done(request, purpose, fingerprint)) is not None:
+            return once.replay(request, earlier, "the selection was saved once.")
         if form.is_valid():
             try:
                 with once.claim(request, purpose, fingerprint) as claimed:
