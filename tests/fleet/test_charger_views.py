@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from fleet.models import ApiCall, CallState, Charger, Priority
 from fleet.pipeline import dispatch
 from tests.conftest import make_member
 from tests.support.once import key_from
+from tests.support.workers import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -248,21 +249,8 @@ def test_two_operators_adding_one_sn_at_once_add_it_once(org, sim_account, tenan
         return value
 
     monkeypatch.setattr(ChargerForm, "clean_sn", clean_then_wait)
-    responses: list[object] = []
-
-    def submit(client, once):  # type: ignore[no-untyped-def]
-        try:
-            responses.append(client.post("/chargers/", {"account": str(sim_account.code), "sn": sn, "once": once}))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            responses.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=submit, args=pair) for pair in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    data = {"account": str(sim_account.code), "sn": sn}
+    responses = at_once(*(partial(client.post, "/chargers/", {**data, "once": once}) for client, once in clients))
     assert not [r for r in responses if isinstance(r, BaseException)], responses
     assert sorted(r.status_code for r in responses) == [302, 400]  # type: ignore[union-attr]
     refused = next(r for r in responses if r.status_code == 400)  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.db import connection
@@ -33,6 +34,7 @@ from tests.conftest import make_member
 from tests.fleet.test_command_views import make_command
 from tests.fleet.test_schedule_views import post_data, windows
 from tests.support.once import key_from, key_in
+from tests.support.workers import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -424,23 +426,7 @@ def test_two_operators_confirming_at_once_get_one_command_and_one_warning(operat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(service, "create_command", slow)
-    barrier = threading.Barrier(2)
-    answers: list[object] = []
-
-    def submit(client: Client, key: str) -> None:
-        try:
-            barrier.wait()
-            answers.append(_confirm(client, plan, key))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            answers.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=submit, args=pair) for pair in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    answers = at_once(*(partial(_confirm, client, plan, key) for client, key in clients))
     assert sorted(getattr(a, "status_code", 0) for a in answers) == [200, 302], answers
     warned = next(a for a in answers if getattr(a, "status_code", 0) == 200)
     assert "An identical command was sent" in warned.content.decode()  # type: ignore[attr-defined]

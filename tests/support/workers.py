@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -70,3 +71,27 @@ def run_threads(n: int, account_id: int, until_idle: float = 60.0, stop_when_idl
     for t in threads:
         t.join()
     return errors
+
+
+def at_once(*calls: Callable[[], object], timeout: float = 30.0) -> list[object]:
+    """Run each call in a thread of its own, released together by a barrier, and return what each
+    returned, or the exception it raised, in the order they finished. Each thread closes its database
+    connections."""
+    answers: list[object] = []
+    together = threading.Barrier(len(calls), timeout=timeout)
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            together.wait()
+            answers.append(call())
+        except BaseException as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            answers.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return answers
